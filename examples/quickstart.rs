@@ -1,0 +1,2 @@
+//! A tour of the toolkit with no Redis needed.
+fn main() {}

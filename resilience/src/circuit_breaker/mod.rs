@@ -1,0 +1,1 @@
+//! Circuit breakers: state machine, configuration and presets, the global registry.

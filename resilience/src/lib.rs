@@ -1,0 +1,27 @@
+//! # resilience
+//!
+//! Make services survive the failures of what they call: circuit breakers, retries, rate limits,
+//! bulkheads and timeouts in memory; distributed rate limits, locks and optimistic writes on Redis;
+//! graceful shutdown and health checks — as plain functions and types, or declared with attributes
+//! on the functions that need them.
+//!
+//! See the README for a tour and `examples/quickstart.rs` for a runnable one.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod bulkhead;
+pub mod circuit_breaker;
+pub mod error;
+pub mod health;
+pub mod metrics;
+pub mod rate_limit;
+#[cfg(feature = "redis")]
+pub mod redis;
+pub mod retry;
+pub mod shutdown;
+pub mod timeout;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use error::ConfigError;

@@ -1,0 +1,33 @@
+//! Metric names, in one place, and the label conventions used with the [`metrics`] facade.
+//!
+//! Nothing is recorded unless the application installs a `metrics` recorder (for example
+//! `metrics-exporter-prometheus`). Install it before creating breakers and limiters: hot paths
+//! resolve their metric handles once, when the instrument is created, so that a call without a
+//! recorder costs nothing.
+
+/// Histogram, seconds, label `operation`: duration of one Redis command or script.
+pub const REDIS_OPERATION_DURATION_SECONDS: &str = "redis_operation_duration_seconds";
+/// Counter, labels `operation`, `kind`: Redis commands that failed.
+pub const REDIS_ERRORS_TOTAL: &str = "redis_errors_total";
+/// Gauge, 1 when the client's connection is up, 0 otherwise.
+pub const REDIS_CONNECTED: &str = "redis_connected";
+/// Gauge, label `name`: 0 closed, 1 half-open, 2 open (forced open reports 2, disabled 0).
+pub const CIRCUIT_BREAKER_STATE: &str = "circuit_breaker_state";
+/// Counter, labels `name`, `from`, `to`: state transitions.
+pub const CIRCUIT_BREAKER_STATE_CHANGES_TOTAL: &str = "circuit_breaker_state_changes_total";
+/// Counter, labels `name`, `outcome` (`success`, `failure`): calls the breaker let through.
+pub const CIRCUIT_BREAKER_REQUESTS_TOTAL: &str = "circuit_breaker_requests_total";
+/// Counter, label `name`: calls rejected because the breaker was open.
+pub const CIRCUIT_BREAKER_REJECTIONS_TOTAL: &str = "circuit_breaker_rejections_total";
+/// Counter, label `outcome` (`retry`, `success`, `exhausted`, `deadline`, `not_retryable`,
+/// `cancelled`): retry decisions.
+pub const RETRY_ATTEMPTS_TOTAL: &str = "retry_attempts_total";
+/// Histogram, no unit: attempts a retried operation took, recorded once per operation.
+pub const RETRY_ATTEMPTS_COUNT: &str = "retry_attempts_count";
+
+/// The value of [`CIRCUIT_BREAKER_STATE`] for a closed breaker.
+pub const STATE_CLOSED: f64 = 0.0;
+/// The value of [`CIRCUIT_BREAKER_STATE`] for a half-open breaker.
+pub const STATE_HALF_OPEN: f64 = 1.0;
+/// The value of [`CIRCUIT_BREAKER_STATE`] for an open breaker.
+pub const STATE_OPEN: f64 = 2.0;

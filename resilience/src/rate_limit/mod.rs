@@ -1,0 +1,1 @@
+//! Rate limiting: an in-memory GCRA limiter, a keyed limiter with bounded memory.

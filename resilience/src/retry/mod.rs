@@ -1,0 +1,1 @@
+//! Retry engine: backoff strategies, policies and presets, deadlines, error classification.

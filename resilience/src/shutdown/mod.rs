@@ -1,0 +1,1 @@
+//! Graceful shutdown: prioritised hooks, signals, readiness.

@@ -1,0 +1,1 @@
+//! `timeout(duration, f)`: bound one call in time.
