@@ -25,3 +25,16 @@ pub mod timeout;
 pub mod __private;
 
 pub use error::ConfigError;
+
+// --- circuit breaker re-exports ---
+
+// --- retry / timeout re-exports ---
+
+// --- rate limit / bulkhead re-exports ---
+pub use rate_limit::{RateLimitDecision, RateLimited};
+
+// --- redis re-exports ---
+
+// --- shutdown / health re-exports ---
+
+// --- macro re-exports ---
