@@ -36,6 +36,10 @@ pub use rate_limit::{RateLimitDecision, RateLimited};
 // --- redis re-exports ---
 
 // --- shutdown / health re-exports ---
+pub use shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome, ShutdownReport,
+    register_shutdown_hook,
+};
 
 // --- macro re-exports ---
 // Macros live in the macro namespace, so `retry` / `timeout` here coexist with the modules and
