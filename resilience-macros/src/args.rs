@@ -215,8 +215,9 @@ pub(crate) fn parse(
                 match specs.iter().find(|s| s.name == key) {
                     Some(spec) => (spec, name.span()),
                     None => {
-                        let what = format!("option for `{attr}`");
-                        errors.at(name.span(), suggest::unknown(&what, &key, &names));
+                        let context = format!(" for `{attr}`");
+                        let message = suggest::unknown_in("option", &key, &context, &names);
+                        errors.at(name.span(), message);
                         continue;
                     }
                 }

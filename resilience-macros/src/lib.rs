@@ -24,7 +24,7 @@ use expand::Layer;
 
 /// Runs the function through a named circuit breaker from the global registry.
 ///
-/// ```ignore
+/// ```text
 /// #[circuit_breaker("openai")]                                // preset from the service name
 /// async fn complete(prompt: &str) -> Result<String, ApiError> { ... }
 ///
@@ -49,7 +49,7 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Runs the function body again on failure, with backoff.
 ///
-/// ```ignore
+/// ```text
 /// #[retry]                                       // the default policy (standard numbers)
 /// #[retry(preset = "patient")]                   // quick | standard | patient | aggressive
 /// #[retry(max_attempts = 5, initial_delay_ms = 500, max_delay_ms = 10_000,
@@ -75,7 +75,7 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Admits calls at a rate (GCRA); a rejected call returns `Err(E::from(RateLimited))` at once,
 /// without running the body.
 ///
-/// ```ignore
+/// ```text
 /// #[rate_limit(per_second = 10, burst = 20)]
 /// #[rate_limit(per_minute = 60, key = user_id)]   // one bucket per key (any `Display` expression)
 /// ```
@@ -89,7 +89,7 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Caps concurrent calls of an `async fn`; a call that finds the bulkhead (and its queue) full
 /// returns `Err(E::from(BulkheadFull))` without running the body.
 ///
-/// ```ignore
+/// ```text
 /// #[bulkhead(max_concurrent = 10, max_queued = 100, queue_timeout_ms = 1000)]
 /// ```
 #[proc_macro_attribute]
@@ -100,7 +100,7 @@ pub fn bulkhead(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Bounds an `async fn` in time; when the deadline passes, the body's future is dropped and the
 /// call returns `Err(E::from(TimeoutError))`.
 ///
-/// ```ignore
+/// ```text
 /// #[timeout(ms = 5000)]
 /// ```
 #[proc_macro_attribute]
@@ -112,7 +112,7 @@ pub fn timeout(args: TokenStream, item: TokenStream) -> TokenStream {
 /// at start-up (static registration), to run when shutdown begins (SIGTERM/SIGINT or a manual
 /// trigger).
 ///
-/// ```ignore
+/// ```text
 /// #[shutdown_hook(priority = "high")]              // critical | high | normal | low | background, or an i32
 /// async fn close_redis() { ... }
 ///
@@ -130,7 +130,7 @@ pub fn shutdown_hook(args: TokenStream, item: TokenStream) -> TokenStream {
 
 /// Derives `resilience::redis::RedisKey` for a struct, from a template.
 ///
-/// ```ignore
+/// ```text
 /// #[derive(RedisKey)]
 /// #[redis_key(namespace = "sword", template = "goal:{goal_id}")]
 /// struct GoalKey { goal_id: GoalId }              // -> "<prefix>:sword:goal:<encoded goal_id>"

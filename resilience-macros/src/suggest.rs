@@ -7,7 +7,7 @@ pub(crate) fn did_you_mean<'a>(input: &str, candidates: &[&'a str]) -> Option<&'
     let limit = (input.chars().count() / 3).max(1);
     candidates
         .iter()
-        .map(|c| (levenshtein(&input, c), *c))
+        .map(|c| (distance(&input, c), *c))
         .filter(|(d, _)| *d <= limit)
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
@@ -25,7 +25,12 @@ pub(crate) fn list(candidates: &[&str]) -> String {
 /// The message for an unknown `what` called `input`: a suggestion when one is close, then the
 /// valid names.
 pub(crate) fn unknown(what: &str, input: &str, candidates: &[&str]) -> String {
-    let mut message = format!("unknown {what} `{input}`");
+    unknown_in(what, input, "", candidates)
+}
+
+/// [`unknown`], with `context` after the name (e.g. " for `#[retry]`").
+pub(crate) fn unknown_in(what: &str, input: &str, context: &str, candidates: &[&str]) -> String {
+    let mut message = format!("unknown {what} `{input}`{context}");
     if let Some(near) = did_you_mean(input, candidates) {
         message.push_str(&format!("; did you mean `{near}`?"));
     }
@@ -33,20 +38,29 @@ pub(crate) fn unknown(what: &str, input: &str, candidates: &[&str]) -> String {
     message
 }
 
-/// Classic two-row Levenshtein distance over chars.
-fn levenshtein(a: &str, b: &str) -> usize {
+/// Edit distance counting an adjacent transposition as one edit (optimal string alignment), so
+/// `nmae` is one edit from `name`.
+fn distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b.len()).collect();
-    let mut current = vec![0; b.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
-        }
-        std::mem::swap(&mut previous, &mut current);
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    previous[b.len()]
+    for j in 0..=b.len() {
+        d[0][j] = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = best;
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -54,10 +68,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn distance() {
-        assert_eq!(levenshtein("patiant", "patient"), 1);
-        assert_eq!(levenshtein("", "abc"), 3);
-        assert_eq!(levenshtein("kitten", "sitting"), 3);
+    fn edit_distance() {
+        assert_eq!(distance("patiant", "patient"), 1);
+        assert_eq!(distance("nmae", "name"), 1);
+        assert_eq!(distance("", "abc"), 3);
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 
     #[test]
@@ -67,6 +82,7 @@ mod tests {
         assert_eq!(did_you_mean("Patient", &names), Some("patient"));
         assert_eq!(did_you_mean("agressive", &names), Some("aggressive"));
         assert_eq!(did_you_mean("zzz", &names), None);
+        assert_eq!(did_you_mean("hihg", &["critical", "high", "normal"]), Some("high"));
     }
 
     #[test]

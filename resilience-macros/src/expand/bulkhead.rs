@@ -30,7 +30,7 @@ const SPECS: &[Spec] = &[
 ];
 
 pub(super) struct Config {
-    krate: syn::Path,
+    pub(super) krate: syn::Path,
     max_concurrent: u64,
     max_queued: Option<u64>,
     queue_timeout_ms: Option<u64>,

@@ -27,7 +27,7 @@ const SPECS: &[Spec] = &[
 ];
 
 pub(super) struct Config {
-    krate: syn::Path,
+    pub(super) krate: syn::Path,
     name: LitStr,
     preset: Option<LitStr>,
 }

@@ -1,10 +1,11 @@
 //! The function attributes. Each layer (breaker, retry, ...) parses its options against the
 //! function's signature and then replaces the body; [`attribute`] drives them.
 //!
-//! Stacking: an attribute macro sees the attributes written below it still on the item. So that
-//! attributes apply "outermost first, as written" (the breaker above `#[retry]` sees one call per
-//! retried sequence), the first resilience attribute to expand takes the resilience attributes
-//! below it off the item and applies the whole stack itself, innermost first.
+//! Stacking: an attribute macro expands before the attributes written below it, and whatever
+//! expands last wraps outermost. So that attributes apply "outermost first, as written" (the
+//! breaker above `#[retry]` sees one call per retried sequence), a resilience attribute that finds
+//! resilience attributes below it defers: it re-emits itself, marked, below them, and they expand
+//! first. (Consuming them instead would leave the user's `use resilience::retry` unused.)
 
 mod bulkhead;
 mod circuit_breaker;
@@ -45,6 +46,17 @@ impl Layer {
         })
     }
 
+    /// The macro's name.
+    fn name(self) -> &'static str {
+        match self {
+            Self::CircuitBreaker => "circuit_breaker",
+            Self::Retry => "retry",
+            Self::RateLimit => "rate_limit",
+            Self::Bulkhead => "bulkhead",
+            Self::Timeout => "timeout",
+        }
+    }
+
     /// The attribute as users write it, for messages.
     pub(crate) fn attr(self) -> &'static str {
         match self {
@@ -77,6 +89,16 @@ impl Built {
         })
     }
 
+    fn krate(&self) -> &syn::Path {
+        match self {
+            Self::CircuitBreaker(c) => &c.krate,
+            Self::Retry(c) => &c.krate,
+            Self::RateLimit(c) => &c.krate,
+            Self::Bulkhead(c) => &c.krate,
+            Self::Timeout(c) => &c.krate,
+        }
+    }
+
     fn wrap(&self, sig: &Signature, body: Block) -> Block {
         let tokens = match self {
             Self::CircuitBreaker(c) => c.wrap(sig, body),
@@ -92,6 +114,9 @@ impl Built {
     }
 }
 
+/// Marks an attribute that was moved below the others (see the module docs).
+const STACKED: &str = "__resilience_stacked";
+
 /// Entry point of every wrapping attribute.
 pub(crate) fn attribute(layer: Layer, args: TokenStream, item: TokenStream) -> TokenStream {
     let mut func = match syn::parse2::<ItemFn>(item.clone()) {
@@ -105,49 +130,63 @@ pub(crate) fn attribute(layer: Layer, args: TokenStream, item: TokenStream) -> T
             return with_error(item, error);
         }
     };
-    let mut errors = Errors::default();
+    let (stacked, args) = strip_marker(args);
+    let built = match Built::new(layer, args.clone(), &func.sig) {
+        Ok(built) => built,
+        Err(error) => return with_error(func.into_token_stream(), error),
+    };
 
-    // This layer first, then the resilience attributes written below it, in order.
-    let mut layers = vec![(layer, args)];
-    let mut kept = Vec::with_capacity(func.attrs.len());
-    for mut attr in std::mem::take(&mut func.attrs) {
-        if attr.style != AttrStyle::Outer {
-            // An inner `#![...]` of the body applies to the whole function: keep it as outer.
-            attr.style = AttrStyle::Outer;
-            kept.push(attr);
-            continue;
-        }
-        match stacked_layer(&attr) {
-            Some(layer) => match attr_args(&attr) {
-                Ok(args) => layers.push((layer, args)),
-                Err(error) => errors.push(error),
-            },
-            None => kept.push(attr),
-        }
-    }
-    func.attrs = kept;
-
-    let mut built = Vec::with_capacity(layers.len());
-    for (layer, args) in layers {
-        match Built::new(layer, args, &func.sig) {
-            Ok(b) => built.push(b),
-            Err(error) => errors.push(error),
-        }
-    }
-    if let Err(error) = errors.finish() {
-        return with_error(func.into_token_stream(), error);
+    let pending = func
+        .attrs
+        .iter()
+        .any(|a| a.style == AttrStyle::Outer && stacked_layer(a).is_some() && !is_stacked(a));
+    if pending && !stacked {
+        // Let the attributes below expand first: move this one under them, marked.
+        let krate = built.krate();
+        let name = syn::Ident::new(layer.name(), Span::call_site());
+        let marker = syn::Ident::new(STACKED, Span::call_site());
+        let this: Attribute = syn::parse_quote!(#[#krate::#name(#marker, #args)]);
+        let (marked, mut attrs): (Vec<Attribute>, Vec<Attribute>) = std::mem::take(&mut func.attrs)
+            .into_iter()
+            .partition(|a| a.style == AttrStyle::Outer && stacked_layer(a).is_some() && is_stacked(a));
+        attrs.push(this);
+        attrs.extend(marked);
+        func.attrs = attrs;
+        return func.into_token_stream();
     }
 
-    // Innermost first.
-    let mut body = *func.block;
-    for layer in built.iter().rev() {
-        body = layer.wrap(&func.sig, body);
+    // An inner `#![...]` of the body applies to the whole function: keep it, as an outer one.
+    for attr in &mut func.attrs {
+        attr.style = AttrStyle::Outer;
     }
-    func.block = Box::new(body);
-    if built.iter().any(|b| matches!(b, Built::Retry(_))) {
+    let body = *func.block;
+    func.block = Box::new(built.wrap(&func.sig, body));
+    if let Built::Retry(_) = built {
         retry::Config::adjust_signature(&mut func.sig);
     }
     func.into_token_stream()
+}
+
+/// Splits the deferral marker off an attribute's arguments.
+fn strip_marker(args: TokenStream) -> (bool, TokenStream) {
+    let mut tokens = args.clone().into_iter();
+    match tokens.next() {
+        Some(proc_macro2::TokenTree::Ident(ident)) if ident == STACKED => {
+            // Skip the comma after the marker, if any.
+            let rest: TokenStream = tokens
+                .skip_while(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','))
+                .collect();
+            (true, rest)
+        }
+        _ => (false, args),
+    }
+}
+
+fn is_stacked(attr: &Attribute) -> bool {
+    match &attr.meta {
+        Meta::List(list) => strip_marker(list.tokens.clone()).0,
+        _ => false,
+    }
 }
 
 /// The item unchanged, followed by the error: one mistake does not cascade into unrelated
@@ -165,17 +204,6 @@ fn stacked_layer(attr: &Attribute) -> Option<Layer> {
     let plain = path.segments.len() == 1 && path.leading_colon.is_none();
     let ours = path.segments.len() == 2 && path.segments[0].ident == "resilience";
     (plain || ours).then_some(layer)
-}
-
-fn attr_args(attr: &Attribute) -> syn::Result<TokenStream> {
-    match &attr.meta {
-        Meta::Path(_) => Ok(TokenStream::new()),
-        Meta::List(list) => Ok(list.tokens.clone()),
-        Meta::NameValue(nv) => Err(syn::Error::new(
-            nv.eq_token.span,
-            "expected options in parentheses, like `#[retry(preset = \"patient\")]`",
-        )),
-    }
 }
 
 /// The declared return type for type inference, with each `impl Trait` replaced by `_`.

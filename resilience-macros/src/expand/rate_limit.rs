@@ -35,7 +35,7 @@ const SPECS: &[Spec] = &[
 ];
 
 pub(super) struct Config {
-    krate: syn::Path,
+    pub(super) krate: syn::Path,
     /// The rate: (count, period in seconds).
     count: u64,
     period_secs: u64,

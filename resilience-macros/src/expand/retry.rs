@@ -83,7 +83,7 @@ enum Rebind {
 }
 
 pub(super) struct Config {
-    krate: syn::Path,
+    pub(super) krate: syn::Path,
     source: TokenStream,
     attempt_timeout_ms: Option<u64>,
     retry_if: Option<syn::Expr>,

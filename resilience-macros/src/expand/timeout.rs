@@ -20,7 +20,7 @@ const SPECS: &[Spec] = &[
 ];
 
 pub(super) struct Config {
-    krate: syn::Path,
+    pub(super) krate: syn::Path,
     ms: u64,
 }
 

@@ -71,6 +71,8 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
     let mut used = vec![false; input.fields.len()];
     let names: Vec<&str> = input.fields.iter().map(|f| f.name.as_str()).collect();
     let mut last_was_field = false;
+    let mut bad_char_reported = false;
+    let mut placeholder_errors = false;
     while let Some(c) = rest.chars().next() {
         if c == '{' {
             let Some(end) = rest.find('}') else {
@@ -102,6 +104,7 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
                         "placeholder `{{{name}}}` names a field, but this is a tuple struct: refer to its fields by position, like `{{0}}`"
                     ),
                 );
+                placeholder_errors = true;
                 continue;
             }
             match input.fields.iter().position(|f| f.name == name) {
@@ -124,20 +127,21 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
                         message.push_str(&format!("\nfields: {}", suggest::list(&names)));
                     }
                     errors.at(span, message);
+                    placeholder_errors = true;
                 }
             }
         } else if c == '}' {
             errors.at(span, format!("unmatched `}}` in the template {text:?}"));
             break;
         } else {
-            if !inert(c) {
+            if !inert(c) && !bad_char_reported {
                 errors.at(
                     span,
                     format!(
                         "{c:?} is not allowed in template text (use letters, digits, `_`, `.`, `:`, `-`; values go in `{{field}}` placeholders)"
                     ),
                 );
-                break;
+                bad_char_reported = true;
             }
             literal.push(c);
             last_was_field = false;
@@ -148,8 +152,9 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
         pieces.push(Piece::Literal(literal));
     }
 
+    // After a misspelt placeholder, "unused field" would only repeat the same mistake.
     for (field, used) in input.fields.iter().zip(&used) {
-        if !used {
+        if !used && !placeholder_errors {
             errors.at(
                 field.span,
                 format!(
