@@ -13,6 +13,8 @@ pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod error;
 pub mod health;
+#[cfg(any(feature = "tower", feature = "axum"))]
+pub mod integration;
 pub mod metrics;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
