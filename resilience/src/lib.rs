@@ -40,5 +40,9 @@ pub use rate_limit::{RateLimitDecision, RateLimited};
 // --- redis re-exports ---
 
 // --- shutdown / health re-exports ---
+pub use shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome, ShutdownReport,
+    register_shutdown_hook,
+};
 
 // --- macro re-exports ---
