@@ -31,6 +31,10 @@ pub use error::ConfigError;
 // --- circuit breaker re-exports ---
 
 // --- retry / timeout re-exports ---
+pub use retry::{
+    Backoff, RetryError, RetryEvent, RetryPolicy, RetryPreset, Retryable, retry, retry_blocking,
+};
+pub use timeout::{TimeoutError, timeout};
 
 // --- rate limit / bulkhead re-exports ---
 pub use rate_limit::{RateLimitDecision, RateLimited};
