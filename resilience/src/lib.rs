@@ -31,7 +31,8 @@ pub use error::ConfigError;
 // --- retry / timeout re-exports ---
 
 // --- rate limit / bulkhead re-exports ---
-pub use rate_limit::{RateLimitDecision, RateLimited};
+pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
+pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
 
