@@ -37,5 +37,9 @@ pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimit
 // --- redis re-exports ---
 
 // --- shutdown / health re-exports ---
+pub use shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome, ShutdownReport,
+    register_shutdown_hook,
+};
 
 // --- macro re-exports ---
