@@ -380,7 +380,10 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
                 let path = lit.parse::<syn::Path>().map_err(|_| {
                     syn::Error::new(
                         lit.span(),
-                        format!("`crate` expects a path like \"::resilience\", got {:?}", lit.value()),
+                        format!(
+                            "`crate` expects a path like \"::resilience\", got {:?}",
+                            lit.value()
+                        ),
                     )
                 })?;
                 Ok(Value::Crate(path))

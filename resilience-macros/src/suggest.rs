@@ -53,7 +53,9 @@ fn distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -82,7 +84,10 @@ mod tests {
         assert_eq!(did_you_mean("Patient", &names), Some("patient"));
         assert_eq!(did_you_mean("agressive", &names), Some("aggressive"));
         assert_eq!(did_you_mean("zzz", &names), None);
-        assert_eq!(did_you_mean("hihg", &["critical", "high", "normal"]), Some("high"));
+        assert_eq!(
+            did_you_mean("hihg", &["critical", "high", "normal"]),
+            Some("high")
+        );
     }
 
     #[test]

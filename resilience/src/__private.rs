@@ -8,16 +8,46 @@
 #![allow(missing_docs, non_upper_case_globals)]
 
 use std::future::Future;
+use std::ops::ControlFlow;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 pub use inventory;
+use metrics::{Counter, Histogram};
+use tokio::time::Instant;
 
-pub use crate::shutdown::{HookFuture, StaticShutdownHook};
+use crate::ConfigError;
+use crate::bulkhead::{Bulkhead, BulkheadFull, BulkheadPermit};
+use crate::rate_limit::{KeyedRateLimiter, RateLimited, RateLimiter};
+use crate::retry::{Backoff, DeadlineStart, RetryPolicy, RetryPreset};
 use crate::shutdown::IntoHookResult;
+pub use crate::shutdown::{HookFuture, StaticShutdownHook};
+use crate::timeout::TimeoutError;
 
 /// The names the attributes accept, one item per name: the macros emit a path to the item
 /// matching the user's literal (spanned on it), so a name the macro knows but the runtime lacks
 /// fails to compile right at the literal.
 pub mod presets {
+    /// `#[retry(preset = "...")]`.
+    pub mod retry {
+        use crate::retry::RetryPreset as P;
+
+        pub const quick: P = P::Quick;
+        pub const standard: P = P::Standard;
+        pub const patient: P = P::Patient;
+        pub const aggressive: P = P::Aggressive;
+    }
+
+    /// `#[retry(backoff = "...")]`.
+    pub mod backoff {
+        use crate::retry::Backoff as B;
+
+        pub const fixed: B = B::Fixed;
+        pub const linear: B = B::Linear;
+        pub const exponential: B = B::Exponential;
+        pub const exponential_jitter: B = B::ExponentialJitter;
+    }
+
     /// `#[shutdown_hook(priority = "...")]`.
     pub mod priority {
         use crate::shutdown::Priority;
@@ -62,6 +92,552 @@ impl<T, E> Outcome for Result<T, E> {
 #[inline(always)]
 pub fn call_once<R>(f: impl FnOnce() -> R) -> R {
     f()
+}
+
+/// A configuration the macro accepted at compile time was refused by the runtime's builder.
+/// The macro checks every rule the builders apply (the tests cover each boundary), so this is a
+/// bug in the agreement between the two crates, not bad input.
+#[cold]
+fn rejected_at_runtime(attr: &str, error: &ConfigError) -> ! {
+    panic!("{attr}: options accepted at compile time were refused at run time: {error}")
+}
+
+// --- retry -----------------------------------------------------------------------------------
+
+/// Where a `#[retry]` function's policy comes from.
+pub enum RetrySource {
+    /// `#[retry]`: `RetryPolicy::default()`.
+    Default,
+    /// `#[retry(preset = "...")]`.
+    Preset(RetryPreset),
+    /// `#[retry(max_attempts = ..., ...)]`: the default policy with these numbers changed.
+    Custom(RetrySpec),
+}
+
+/// The numbers given to `#[retry]`; `None` keeps the default's.
+pub struct RetrySpec {
+    pub max_attempts: Option<u32>,
+    pub initial_delay_ms: Option<u64>,
+    pub max_delay_ms: Option<u64>,
+    pub backoff: Option<Backoff>,
+    pub total_timeout_ms: Option<u64>,
+}
+
+/// The policy of one `#[retry]` function, built on first use (a `static` in the generated body).
+pub struct RetryCell {
+    source: RetrySource,
+    policy: OnceLock<RetryPolicy>,
+}
+
+impl RetryCell {
+    pub const fn new(source: RetrySource) -> Self {
+        Self {
+            source,
+            policy: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &RetryPolicy {
+        self.policy.get_or_init(|| build_policy(&self.source))
+    }
+}
+
+#[cold]
+fn build_policy(source: &RetrySource) -> RetryPolicy {
+    let spec = match source {
+        RetrySource::Default => return RetryPolicy::default(),
+        RetrySource::Preset(preset) => return RetryPolicy::from(*preset),
+        RetrySource::Custom(spec) => spec,
+    };
+    let mut builder = RetryPolicy::builder();
+    if let Some(n) = spec.max_attempts {
+        builder = builder.max_attempts(n);
+    }
+    if let Some(ms) = spec.initial_delay_ms {
+        builder = builder.initial_delay(Duration::from_millis(ms));
+    }
+    if let Some(ms) = spec.max_delay_ms {
+        builder = builder.max_delay(Duration::from_millis(ms));
+    }
+    if let Some(backoff) = spec.backoff {
+        builder = builder.backoff(backoff);
+    }
+    if let Some(ms) = spec.total_timeout_ms {
+        builder = builder.total_timeout(Duration::from_millis(ms));
+    }
+    match builder.build() {
+        Ok(policy) => policy,
+        Err(error) => rejected_at_runtime("#[retry]", &error),
+    }
+}
+
+/// Retry every error (the default of `#[retry]` without `retry_if`).
+#[inline(always)]
+pub fn retry_every_error<E>(_: &E) -> bool {
+    true
+}
+
+/// The state of one `#[retry]` call: which attempt runs, and the deadline once it is known.
+pub struct RetryLoop {
+    policy: &'static RetryPolicy,
+    attempt: u32,
+    deadline: Option<Instant>,
+}
+
+impl RetryLoop {
+    #[inline]
+    pub fn new(policy: &'static RetryPolicy) -> Self {
+        let deadline = match (policy.total_timeout(), policy.deadline_start()) {
+            (Some(total), DeadlineStart::FirstAttempt) => Some(Instant::now() + total),
+            _ => None,
+        };
+        Self {
+            policy,
+            attempt: 1,
+            deadline,
+        }
+    }
+
+    /// After a failed attempt: the wait before the next one, or `None` to give up (attempts
+    /// exhausted, error not retryable, or the wait would reach the deadline). Metrics and events
+    /// follow the retry engine's (`retry_attempts_total{outcome}`, `retry_attempts_count`).
+    fn next_delay<E>(&mut self, error: &E, retry_if: impl FnOnce(&E) -> bool) -> Option<Duration> {
+        let policy = self.policy;
+        let attempts = self.attempt;
+        let m = retry_metrics();
+        let stop = if !retry_if(error) {
+            Some((&m.not_retryable, "not_retryable"))
+        } else if attempts >= policy.max_attempts() {
+            Some((&m.exhausted, "exhausted"))
+        } else {
+            None
+        };
+        let delay = policy.delay(attempts, jitter_draw(policy));
+        let stop = stop.or_else(|| {
+            let total = policy.total_timeout()?;
+            let now = Instant::now();
+            let deadline = *self.deadline.get_or_insert(now + total);
+            (now + delay >= deadline).then_some((&m.deadline, "deadline"))
+        });
+        if let Some((counter, outcome)) = stop {
+            counter.increment(1);
+            m.attempts.record(f64::from(attempts));
+            tracing::debug!(
+                target: "resilience::retry",
+                outcome,
+                attempts,
+                max_attempts = policy.max_attempts(),
+                "giving up"
+            );
+            return None;
+        }
+        m.retry.increment(1);
+        tracing::debug!(
+            target: "resilience::retry",
+            attempt = attempts,
+            max_attempts = policy.max_attempts(),
+            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
+            "attempt failed; retrying"
+        );
+        self.attempt += 1;
+        Some(delay)
+    }
+
+    #[inline]
+    fn succeeded(&self) {
+        let m = retry_metrics();
+        m.success.increment(1);
+        m.attempts.record(f64::from(self.attempt));
+    }
+}
+
+/// The jitter draw in `[0, 1)` (none without jitter).
+fn jitter_draw(policy: &RetryPolicy) -> f64 {
+    if policy.jitter() <= 0.0 {
+        0.0
+    } else {
+        rand::random::<f64>()
+    }
+}
+
+/// Metric handles, resolved once per process (the same series as the retry engine's).
+struct RetryMetrics {
+    success: Counter,
+    retry: Counter,
+    exhausted: Counter,
+    deadline: Counter,
+    not_retryable: Counter,
+    attempts: Histogram,
+}
+
+fn retry_metrics() -> &'static RetryMetrics {
+    use crate::metrics::{RETRY_ATTEMPTS_COUNT, RETRY_ATTEMPTS_TOTAL};
+    static METRICS: OnceLock<RetryMetrics> = OnceLock::new();
+    METRICS.get_or_init(|| RetryMetrics {
+        success: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "success"),
+        retry: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "retry"),
+        exhausted: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "exhausted"),
+        deadline: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "deadline"),
+        not_retryable: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "not_retryable"),
+        attempts: metrics::histogram!(RETRY_ATTEMPTS_COUNT),
+    })
+}
+
+/// After an attempt of an async `#[retry]` function: `Break` with the result to return, or
+/// `Continue` after the wait, for the next attempt.
+#[inline]
+pub async fn retry_step<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+where
+    R: Outcome,
+    P: FnOnce(&R::Err) -> bool,
+{
+    let error = match outcome.into_result() {
+        Ok(value) => {
+            state.succeeded();
+            return ControlFlow::Break(R::from_result(Ok(value)));
+        }
+        Err(error) => error,
+    };
+    match state.next_delay(&error, retry_if) {
+        Some(delay) => {
+            tokio::time::sleep(delay).await;
+            ControlFlow::Continue(())
+        }
+        None => ControlFlow::Break(R::from_result(Err(error))),
+    }
+}
+
+/// [`retry_step`] for a sync function: waits with `std::thread::sleep`.
+#[inline]
+pub fn retry_step_blocking<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+where
+    R: Outcome,
+    P: FnOnce(&R::Err) -> bool,
+{
+    let error = match outcome.into_result() {
+        Ok(value) => {
+            state.succeeded();
+            return ControlFlow::Break(R::from_result(Ok(value)));
+        }
+        Err(error) => error,
+    };
+    match state.next_delay(&error, retry_if) {
+        Some(delay) => {
+            std::thread::sleep(delay);
+            ControlFlow::Continue(())
+        }
+        None => ControlFlow::Break(R::from_result(Err(error))),
+    }
+}
+
+/// A `#[retry]` argument, cloned for each attempt.
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` clones each argument for every attempt, but `{Self}` is not `Clone`",
+    label = "this argument's type is not `Clone`",
+    note = "derive or implement `Clone`, take a reference (`&T`, or `&mut T`, which is re-borrowed), or share it in an `Arc`"
+)]
+pub trait RetryArg: Sized {
+    fn clone_arg(&self) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<T: Clone> RetryArg for T {
+    #[inline(always)]
+    fn clone_arg(&self) -> Self {
+        self.clone()
+    }
+}
+
+/// The copy of an argument that one attempt consumes.
+#[inline(always)]
+pub fn clone_arg<T: RetryArg>(arg: &T) -> T {
+    arg.clone_arg()
+}
+
+// --- timeout ---------------------------------------------------------------------------------
+
+/// Turns a timeout into the wrapped function's error type.
+#[diagnostic::on_unimplemented(
+    message = "`#[timeout]` / `attempt_timeout_ms` need the function's error type `{Self}` to implement `From<TimeoutError>`",
+    label = "`{Self}` cannot hold a timeout",
+    note = "add `impl From<resilience::timeout::TimeoutError> for {Self}`, or return `anyhow::Error` / `Box<dyn Error + Send + Sync>`"
+)]
+pub trait FromTimeout {
+    fn from_timeout(error: TimeoutError) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<TimeoutError>> FromTimeout for E {
+    #[inline]
+    fn from_timeout(error: TimeoutError) -> Self {
+        E::from(error)
+    }
+}
+
+/// The body of a `#[timeout(ms = ...)]` function (and one attempt under `attempt_timeout_ms`).
+#[inline]
+pub async fn timeout_call<Fut, R>(ms: u64, future: Fut) -> R
+where
+    Fut: Future<Output = R>,
+    R: Outcome,
+    R::Err: FromTimeout,
+{
+    match crate::timeout::timeout(Duration::from_millis(ms), future).await {
+        Ok(outcome) => outcome,
+        Err(elapsed) => R::from_result(Err(R::Err::from_timeout(elapsed))),
+    }
+}
+
+// --- rate limit ------------------------------------------------------------------------------
+
+/// Turns a rate-limit rejection into the wrapped function's error type.
+#[diagnostic::on_unimplemented(
+    message = "`#[rate_limit]` needs the function's error type `{Self}` to implement `From<RateLimited>`",
+    label = "`{Self}` cannot hold the limiter's rejection",
+    note = "add `impl From<resilience::RateLimited> for {Self}`, or return `anyhow::Error` / `Box<dyn Error + Send + Sync>`"
+)]
+pub trait FromRateLimited {
+    fn from_rate_limited(error: RateLimited) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<RateLimited>> FromRateLimited for E {
+    #[inline]
+    fn from_rate_limited(error: RateLimited) -> Self {
+        E::from(error)
+    }
+}
+
+/// `#[rate_limit]`'s numbers: `count` calls per `period_secs`, bucket of `burst` (default
+/// `count`).
+pub struct RateSpec {
+    pub count: u32,
+    pub period_secs: u64,
+    pub burst: Option<u32>,
+}
+
+/// The limiter of one `#[rate_limit]` function (a `static` in the generated body).
+pub struct LimiterCell {
+    spec: RateSpec,
+    limiter: OnceLock<RateLimiter>,
+}
+
+impl LimiterCell {
+    pub const fn new(spec: RateSpec) -> Self {
+        Self {
+            spec,
+            limiter: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &RateLimiter {
+        self.limiter.get_or_init(|| {
+            let spec = &self.spec;
+            let built = RateLimiter::builder()
+                .rate(spec.count, Duration::from_secs(spec.period_secs))
+                .burst(spec.burst.unwrap_or(spec.count))
+                .build();
+            match built {
+                Ok(limiter) => limiter,
+                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
+            }
+        })
+    }
+}
+
+/// The keyed limiter of one `#[rate_limit(key = ...)]` function.
+pub struct KeyedLimiterCell {
+    spec: RateSpec,
+    limiter: OnceLock<KeyedRateLimiter<String>>,
+}
+
+impl KeyedLimiterCell {
+    pub const fn new(spec: RateSpec) -> Self {
+        Self {
+            spec,
+            limiter: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &KeyedRateLimiter<String> {
+        self.limiter.get_or_init(|| {
+            let spec = &self.spec;
+            let built = KeyedRateLimiter::builder()
+                .rate(spec.count, Duration::from_secs(spec.period_secs))
+                .burst(spec.burst.unwrap_or(spec.count))
+                .build();
+            match built {
+                Ok(limiter) => limiter,
+                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
+            }
+        })
+    }
+}
+
+/// `Some(Err(..))` to return at once when the call is not admitted.
+#[inline]
+pub fn rate_limit_check<R>(limiter: &RateLimiter) -> Option<R>
+where
+    R: Outcome,
+    R::Err: FromRateLimited,
+{
+    match limiter.check() {
+        Ok(()) => None,
+        Err(limited) => Some(R::from_result(Err(R::Err::from_rate_limited(limited)))),
+    }
+}
+
+/// A `#[rate_limit(key = ...)]` key: strings without allocating, numbers and other `Display`
+/// values through a string.
+#[diagnostic::on_unimplemented(
+    message = "`#[rate_limit(key = ...)]` needs a string or a number as the key, not `{Self}`",
+    label = "this key is not a string or a number",
+    note = "pass a `&str` / `String`, an integer, or format the key yourself: `key = id.to_string()`"
+)]
+pub trait LimitKey {
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T;
+}
+
+impl LimitKey for str {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        f(self)
+    }
+}
+
+impl LimitKey for String {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        f(self)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for &K {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for Box<K> {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for Arc<K> {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+macro_rules! number_keys {
+    ($($t:ty)*) => {$(
+        impl LimitKey for $t {
+            #[inline]
+            fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+                f(&self.to_string())
+            }
+        }
+    )*};
+}
+number_keys!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize char);
+
+/// [`rate_limit_check`] for a keyed limiter.
+#[inline]
+pub fn rate_limit_check_key<R, K>(limiter: &KeyedRateLimiter<String>, key: &K) -> Option<R>
+where
+    R: Outcome,
+    R::Err: FromRateLimited,
+    K: LimitKey + ?Sized,
+{
+    match key.with_key(|key| limiter.check_key(key)) {
+        Ok(()) => None,
+        Err(error) => {
+            // One token never exceeds the capacity (burst ≥ 1), so every refusal is "later".
+            let retry_after = error.retry_after().unwrap_or(Duration::ZERO);
+            let limited = RateLimited { retry_after };
+            Some(R::from_result(Err(R::Err::from_rate_limited(limited))))
+        }
+    }
+}
+
+// --- bulkhead --------------------------------------------------------------------------------
+
+/// Turns a full bulkhead into the wrapped function's error type.
+#[diagnostic::on_unimplemented(
+    message = "`#[bulkhead]` needs the function's error type `{Self}` to implement `From<BulkheadFull>`",
+    label = "`{Self}` cannot hold the bulkhead's rejection",
+    note = "add `impl From<resilience::bulkhead::BulkheadFull> for {Self}`, or return `anyhow::Error` / `Box<dyn Error + Send + Sync>`"
+)]
+pub trait FromBulkheadFull {
+    fn from_bulkhead_full(error: BulkheadFull) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<BulkheadFull>> FromBulkheadFull for E {
+    #[inline]
+    fn from_bulkhead_full(error: BulkheadFull) -> Self {
+        E::from(error)
+    }
+}
+
+/// `#[bulkhead]`'s numbers.
+pub struct BulkheadSpec {
+    pub max_concurrent: u32,
+    pub max_queued: Option<u64>,
+    pub queue_timeout_ms: Option<u64>,
+}
+
+/// The bulkhead of one `#[bulkhead]` function (a `static` in the generated body).
+pub struct BulkheadCell {
+    spec: BulkheadSpec,
+    bulkhead: OnceLock<Bulkhead>,
+}
+
+impl BulkheadCell {
+    pub const fn new(spec: BulkheadSpec) -> Self {
+        Self {
+            spec,
+            bulkhead: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &Bulkhead {
+        self.bulkhead.get_or_init(|| {
+            let spec = &self.spec;
+            let mut builder = Bulkhead::builder().max_concurrent(spec.max_concurrent as usize);
+            if let Some(n) = spec.max_queued {
+                builder = builder.max_queued(usize::try_from(n).unwrap_or(usize::MAX));
+            }
+            if let Some(ms) = spec.queue_timeout_ms {
+                builder = builder.queue_timeout(Duration::from_millis(ms));
+            }
+            match builder.build() {
+                Ok(bulkhead) => bulkhead,
+                Err(error) => rejected_at_runtime("#[bulkhead]", &error),
+            }
+        })
+    }
+}
+
+/// A permit to hold while the body runs, or the rejection to return.
+#[inline]
+pub async fn bulkhead_acquire<R>(bulkhead: &Bulkhead) -> Result<BulkheadPermit, R>
+where
+    R: Outcome,
+    R::Err: FromBulkheadFull,
+{
+    bulkhead
+        .acquire()
+        .await
+        .map_err(|full| R::from_result(Err(R::Err::from_bulkhead_full(full))))
 }
 
 // --- shutdown hooks --------------------------------------------------------------------------

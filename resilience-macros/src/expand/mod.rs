@@ -146,9 +146,10 @@ pub(crate) fn attribute(layer: Layer, args: TokenStream, item: TokenStream) -> T
         let name = syn::Ident::new(layer.name(), Span::call_site());
         let marker = syn::Ident::new(STACKED, Span::call_site());
         let this: Attribute = syn::parse_quote!(#[#krate::#name(#marker, #args)]);
-        let (marked, mut attrs): (Vec<Attribute>, Vec<Attribute>) = std::mem::take(&mut func.attrs)
-            .into_iter()
-            .partition(|a| a.style == AttrStyle::Outer && stacked_layer(a).is_some() && is_stacked(a));
+        let (marked, mut attrs): (Vec<Attribute>, Vec<Attribute>) =
+            std::mem::take(&mut func.attrs).into_iter().partition(|a| {
+                a.style == AttrStyle::Outer && stacked_layer(a).is_some() && is_stacked(a)
+            });
         attrs.push(this);
         attrs.extend(marked);
         func.attrs = attrs;
@@ -265,7 +266,10 @@ fn require_result(sig: &Signature, layer: Layer, errors: &mut Errors) {
         );
     }
     if let Some(c) = &sig.constness {
-        errors.at(c.span, format!("`{}` cannot wrap a `const fn`", layer.attr()));
+        errors.at(
+            c.span,
+            format!("`{}` cannot wrap a `const fn`", layer.attr()),
+        );
     }
 }
 

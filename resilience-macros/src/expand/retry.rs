@@ -69,6 +69,11 @@ const NUMBERS: &[&str] = &[
     "total_timeout_ms",
 ];
 
+/// The default policy's delays (the runtime's `standard` preset); `tests/macros.rs` checks that
+/// the boundaries these allow build at run time.
+const DEFAULT_INITIAL_DELAY_MS: u64 = 1_000;
+const DEFAULT_MAX_DELAY_MS: u64 = 10_000;
+
 /// How one argument is re-bound per attempt.
 enum Rebind {
     Clone {
@@ -104,7 +109,12 @@ impl Config {
                 "a preset fixes the numbers; give either `preset` or the numbers",
             );
         }
-        for n in ["max_attempts", "total_timeout_ms", "attempt_timeout_ms", "max_delay_ms"] {
+        for n in [
+            "max_attempts",
+            "total_timeout_ms",
+            "attempt_timeout_ms",
+            "max_delay_ms",
+        ] {
             opts.at_least(&mut errors, n, 1);
         }
         if let (Some((initial, _)), Some((max, span))) =
@@ -113,9 +123,28 @@ impl Config {
             if max < initial {
                 errors.at(
                     span,
-                    format!("`max_delay_ms` ({max}) must not be below `initial_delay_ms` ({initial})"),
+                    format!(
+                        "`max_delay_ms` ({max}) must not be below `initial_delay_ms` ({initial})"
+                    ),
                 );
             }
+        }
+        // The numbers not given keep the default policy's (the `standard` preset: 1 s initial,
+        // 10 s max delay), which the runtime's builder checks together with the given ones.
+        match (opts.int("initial_delay_ms"), opts.int("max_delay_ms")) {
+            (Some((initial, span)), None) if initial > DEFAULT_MAX_DELAY_MS => errors.at(
+                span,
+                format!(
+                    "`initial_delay_ms` ({initial}) is above the default `max_delay_ms` ({DEFAULT_MAX_DELAY_MS}); give `max_delay_ms` too"
+                ),
+            ),
+            (None, Some((max, span))) if max < DEFAULT_INITIAL_DELAY_MS => errors.at(
+                span,
+                format!(
+                    "`max_delay_ms` ({max}) is below the default `initial_delay_ms` ({DEFAULT_INITIAL_DELAY_MS}); give `initial_delay_ms` too"
+                ),
+            ),
+            _ => {}
         }
         let rebinds = rebinds(sig, &mut errors);
         errors.finish()?;
@@ -201,7 +230,7 @@ impl Config {
         let attempt = if asyncness {
             let attempt = quote!(async { #body });
             match self.attempt_timeout_ms {
-                Some(ms) => quote!(#p::attempt_timeout(#ms, #attempt).await),
+                Some(ms) => quote!(#p::timeout_call(#ms, #attempt).await),
                 None => quote!(#attempt.await),
             }
         } else {

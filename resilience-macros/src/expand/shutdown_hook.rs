@@ -37,7 +37,8 @@ pub(crate) fn shutdown_hook(args: TokenStream, item: TokenStream) -> TokenStream
     let func = match syn::parse2::<ItemFn>(item.clone()) {
         Ok(func) => func,
         Err(error) => {
-            let message = format!("`{ATTR}` applies to a free `async fn` without arguments: {error}");
+            let message =
+                format!("`{ATTR}` applies to a free `async fn` without arguments: {error}");
             return with_error(item, syn::Error::new(error.span(), message));
         }
     };

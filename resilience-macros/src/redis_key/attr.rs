@@ -41,7 +41,11 @@ impl Options {
         // is reported as a duplicate wherever it is).
         let mut tokens = TokenStream::new();
         let mut seen = false;
-        for attr in input.attrs.iter().filter(|a| a.path().is_ident("redis_key")) {
+        for attr in input
+            .attrs
+            .iter()
+            .filter(|a| a.path().is_ident("redis_key"))
+        {
             seen = true;
             match attr.meta.require_list() {
                 Ok(list) => {
@@ -57,7 +61,11 @@ impl Options {
         // `#[redis_key]` on fields is not a thing (yet): say so rather than ignore it.
         if let syn::Data::Struct(data) = &input.data {
             for field in &data.fields {
-                for attr in field.attrs.iter().filter(|a| a.path().is_ident("redis_key")) {
+                for attr in field
+                    .attrs
+                    .iter()
+                    .filter(|a| a.path().is_ident("redis_key"))
+                {
                     errors.at(
                         attr.path().get_ident().map_or_else(proc_macro2::Span::call_site, |i| i.span()),
                         "`#[redis_key]` goes on the struct, not on fields: every field is a placeholder in the template",

@@ -93,7 +93,10 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
             }
             last_was_field = true;
             if name.is_empty() {
-                errors.at(span, "empty placeholder `{}` in the template; name a field, like `{id}`");
+                errors.at(
+                    span,
+                    "empty placeholder `{}` in the template; name a field, like `{id}`",
+                );
                 continue;
             }
             let named = !name.chars().all(|c| c.is_ascii_digit());
@@ -189,7 +192,10 @@ fn check_hash_tag(
             format!("`hash_tag` names `{value}`, which is not a placeholder in the template"),
         );
     } else if !in_template {
-        let mut message = format!("`hash_tag` names `{value}`, which is not a field of `{}`", input.ident);
+        let mut message = format!(
+            "`hash_tag` names `{value}`, which is not a field of `{}`",
+            input.ident
+        );
         if let Some(near) = suggest::did_you_mean(&value, names) {
             message.push_str(&format!("; did you mean `{near}`?"));
         }
