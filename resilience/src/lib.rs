@@ -34,6 +34,8 @@ pub use error::ConfigError;
 pub use rate_limit::{RateLimitDecision, RateLimited};
 
 // --- redis re-exports ---
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
 
 // --- shutdown / health re-exports ---
 
