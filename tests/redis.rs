@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, CircuitBreakerPreset};
-use resilience::rate_limit::{FailurePolicy, KeyedRateLimit, RateLimitError, RedisRateLimiter};
+use resilience::rate_limit::{
+    FailurePolicy, KeyedRateLimit, KeyedRateLimiter, RateLimitError, RedisRateLimiter,
+};
 use resilience::redis::{
     CacheKey, IdempotencyKey, KeyWriter, Keys, LockOwner, RateWindow, RedisClient, RedisConfig,
     RedisConfigBuilder, RedisError, RedisKey,
@@ -505,7 +507,26 @@ async fn frozen_server_hits_the_deadline_and_limiter_policies_apply() {
         Err(RateLimitError::Backend(e)) => assert!(e.to_string().contains("timed out"), "{e}"),
         other => panic!("fail closed must error, got {other:?}"),
     }
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // Local: an in-memory limiter decides while Redis is away (capacity 1 here).
+    let local = Arc::new(
+        KeyedRateLimiter::builder()
+            .per_second(1)
+            .burst(1)
+            .build()
+            .unwrap(),
+    );
+    let fallback = RedisRateLimiter::builder(redis.clone(), "api")
+        .capacity(2)
+        .refill_per_sec(1.0)
+        .failure_policy(FailurePolicy::Local(local))
+        .build()
+        .unwrap();
+    assert!(fallback.check_key("u1", 1).await.unwrap().allowed);
+    assert!(
+        !fallback.check_key("u1", 1).await.unwrap().allowed,
+        "local bucket spent"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4));
     std::process::Command::new("kill")
         .args(["-CONT", &pid])
         .status()

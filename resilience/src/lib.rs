@@ -13,6 +13,8 @@ pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod error;
 pub mod health;
+#[cfg(any(feature = "tower", feature = "axum"))]
+pub mod integration;
 pub mod metrics;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
@@ -29,14 +31,23 @@ pub use error::ConfigError;
 // --- circuit breaker re-exports ---
 
 // --- retry / timeout re-exports ---
+pub use retry::{
+    Backoff, RetryError, RetryEvent, RetryPolicy, RetryPreset, Retryable, retry, retry_blocking,
+};
+pub use timeout::{TimeoutError, timeout};
 
 // --- rate limit / bulkhead re-exports ---
-pub use rate_limit::{RateLimitDecision, RateLimited};
+pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
+pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
 #[cfg(feature = "redis")]
 pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
 
 // --- shutdown / health re-exports ---
+pub use shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome, ShutdownReport,
+    register_shutdown_hook,
+};
 
 // --- macro re-exports ---

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::{KeyedRateLimit, RateLimitDecision, RateLimitError};
+use super::{KeyedRateLimit, KeyedRateLimiter, RateLimitDecision, RateLimitError};
 use crate::error::ConfigError;
 use crate::redis::keys::RateBucketKey;
 use crate::redis::{RedisClient, RedisError};
@@ -18,6 +18,9 @@ pub enum FailurePolicy {
     FailOpen,
     /// Refuse to decide: [`RateLimitError::Backend`] with the Redis error.
     FailClosed,
+    /// Decide with this in-memory limiter instead (per process, so the effective limit while
+    /// Redis is down is the local one times the number of processes: size it accordingly).
+    Local(Arc<KeyedRateLimiter>),
 }
 
 /// A [`KeyedRateLimit`] on Redis: a bucket of `capacity` tokens per key, refilled at
@@ -50,10 +53,10 @@ impl RedisRateLimiter {
 
     /// Decides for `cost` tokens under `key`, applying the failure policy to Redis errors.
     pub async fn check(&self, key: &str, cost: u32) -> Result<RateLimitDecision, RateLimitError> {
-        let cost = u64::from(cost);
-        if cost > self.capacity {
+        let cost_u64 = u64::from(cost);
+        if cost_u64 > self.capacity {
             return Err(RateLimitError::CostExceedsCapacity {
-                cost,
+                cost: cost_u64,
                 capacity: self.capacity,
             });
         }
@@ -63,19 +66,24 @@ impl RedisRateLimiter {
         }) {
             Ok(k) => {
                 self.client
-                    .rate_limit_raw(&k, self.capacity, self.refill_per_sec, cost)
+                    .rate_limit_raw(&k, self.capacity, self.refill_per_sec, cost_u64)
                     .await
             }
             Err(e) => Err(e),
         };
         match result {
             Ok(d) => Ok(d),
-            Err(e) => self.on_failure(e),
+            Err(e) => self.on_failure(key, cost, e).await,
         }
     }
 
-    fn on_failure(&self, e: RedisError) -> Result<RateLimitDecision, RateLimitError> {
-        match self.policy {
+    async fn on_failure(
+        &self,
+        key: &str,
+        cost: u32,
+        e: RedisError,
+    ) -> Result<RateLimitDecision, RateLimitError> {
+        match &self.policy {
             FailurePolicy::FailOpen => {
                 tracing::warn!(limiter = %self.name, error = %e, "Redis rate limit failed; admitting (fail open)");
                 Ok(RateLimitDecision {
@@ -86,6 +94,10 @@ impl RedisRateLimiter {
                 })
             }
             FailurePolicy::FailClosed => Err(RateLimitError::Backend(Box::new(e))),
+            FailurePolicy::Local(local) => {
+                tracing::warn!(limiter = %self.name, error = %e, "Redis rate limit failed; deciding locally");
+                KeyedRateLimit::check_key(&**local, key, cost).await
+            }
         }
     }
 }

@@ -203,3 +203,17 @@ pub(crate) fn tls_failure(e: &::redis::RedisError) -> Option<String> {
     let text = e.to_string();
     (text.contains("certificate") || text.contains("handshake")).then_some(text)
 }
+
+impl crate::retry::Retryable for RedisError {
+    fn is_retryable(&self) -> bool {
+        self.is_transient()
+    }
+
+    /// An open breaker says when it may let calls through again.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::CircuitOpen(open) => open.retry_after,
+            _ => None,
+        }
+    }
+}
