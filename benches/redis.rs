@@ -92,7 +92,10 @@ async fn run(server: &support::RedisServer, n: usize) {
     .iter()
     .map(|s| s.to_string())
     .collect();
-    println!("redis layer benchmark: redis-server 127.0.0.1:{}, n = {n}", server.port());
+    println!(
+        "redis layer benchmark: redis-server 127.0.0.1:{}, n = {n}",
+        server.port()
+    );
     println!(
         "  redis-benchmark command: redis-benchmark -h 127.0.0.1 -p {} -c <C> -n {n} --csv {}",
         server.port(),
@@ -101,7 +104,10 @@ async fn run(server: &support::RedisServer, n: usize) {
 
     // Warm up both paths (connection, script cache, allocator).
     for _ in 0..2_000.min(n) {
-        redis.rate_limit(&key, CAPACITY, REFILL, 1).await.expect("warm-up");
+        redis
+            .rate_limit(&key, CAPACITY, REFILL, 1)
+            .await
+            .expect("warm-up");
     }
     let _ = redis_benchmark(server.port(), 50, 2_000.min(n), &eval_args);
 
@@ -109,7 +115,12 @@ async fn run(server: &support::RedisServer, n: usize) {
     let ours_rps = throughput(&redis, n, |r, i| async move {
         let _ = i;
         let d = r
-            .rate_limit(&Keys::rate_api_key("bench", RateWindow::Second), CAPACITY, REFILL, 1)
+            .rate_limit(
+                &Keys::rate_api_key("bench", RateWindow::Second),
+                CAPACITY,
+                REFILL,
+                1,
+            )
             .await
             .expect("decision");
         assert!(d.allowed);
@@ -122,7 +133,10 @@ async fn run(server: &support::RedisServer, n: usize) {
     let mut lat = Vec::with_capacity(single_n);
     for _ in 0..single_n {
         let t = Instant::now();
-        redis.rate_limit(&key, CAPACITY, REFILL, 1).await.expect("decision");
+        redis
+            .rate_limit(&key, CAPACITY, REFILL, 1)
+            .await
+            .expect("decision");
         lat.push(t.elapsed());
     }
     lat.sort_unstable();
@@ -132,7 +146,10 @@ async fn run(server: &support::RedisServer, n: usize) {
     // 3. Lock cycles (acquire + release), 50 tasks, one lock per task (no contention).
     let lock_cps = throughput(&redis, n / 2, |r, task| async move {
         let g = r
-            .acquire_lock(&Keys::lock(format!("bench-{task}")), Duration::from_secs(30))
+            .acquire_lock(
+                &Keys::lock(format!("bench-{task}")),
+                Duration::from_secs(30),
+            )
             .await
             .expect("acquire");
         g.release().await.expect("release");

@@ -9,7 +9,9 @@
 use std::time::Duration;
 
 use resilience::rate_limit::{FailurePolicy, KeyedRateLimit, RedisRateLimiter};
-use resilience::redis::{KeyWriter, Keys, RateWindow, RedisClient, RedisConfig, RedisError, RedisKey};
+use resilience::redis::{
+    KeyWriter, Keys, RateWindow, RedisClient, RedisConfig, RedisError, RedisKey,
+};
 
 /// A key type of our own: `<prefix>:sword:goal:<goal_id>` (what `#[derive(RedisKey)]` writes).
 struct GoalKey<'a> {
@@ -46,8 +48,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("PING round trip: {:?}", redis.ping().await?);
 
     // Typed keys: user input cannot inject separators, hash tags or glob characters.
-    let goal = GoalKey { goal_id: "goal_abc123" };
-    redis.set(&goal, "learn rust", Some(Duration::from_secs(60))).await?;
+    let goal = GoalKey {
+        goal_id: "goal_abc123",
+    };
+    redis
+        .set(&goal, "learn rust", Some(Duration::from_secs(60)))
+        .await?;
     let sneaky = GoalKey { goal_id: "x:*{y}" };
     println!("{} / {}", redis.key(&goal)?, redis.key(&sneaky)?);
     println!("goal = {:?}", redis.get::<_, String>(&goal).await?);
@@ -55,7 +61,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A distributed rate limit: 5 requests burst, 1 per second refill, shared by every process.
     let ip = "192.168.1.1".parse()?;
     for i in 1..=7 {
-        let d = redis.rate_limit(&Keys::rate_ip(ip, RateWindow::Second), 5, 1.0, 1).await?;
+        let d = redis
+            .rate_limit(&Keys::rate_ip(ip, RateWindow::Second), 5, 1.0, 1)
+            .await?;
         println!(
             "request {i}: allowed={} remaining={} retry_after={:?}",
             d.allowed, d.remaining, d.retry_after
@@ -71,13 +79,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // A lock with a fencing token: pass the token to whatever you write.
     let written = redis
-        .with_lock(&Keys::lock("goal_abc123"), Duration::from_secs(10), async |token| {
-            format!("wrote with fencing token {token}")
-        })
+        .with_lock(
+            &Keys::lock("goal_abc123"),
+            Duration::from_secs(10),
+            async |token| format!("wrote with fencing token {token}"),
+        )
         .await?;
     println!("{written}");
-    let held = redis.acquire_lock(&Keys::lock("report"), Duration::from_secs(5)).await?;
-    match redis.acquire_lock(&Keys::lock("report"), Duration::from_secs(5)).await {
+    let held = redis
+        .acquire_lock(&Keys::lock("report"), Duration::from_secs(5))
+        .await?;
+    match redis
+        .acquire_lock(&Keys::lock("report"), Duration::from_secs(5))
+        .await
+    {
         Err(RedisError::LockBusy { retry_after }) => println!("busy, retry in {retry_after:?}"),
         other => println!("unexpected: {other:?}"),
     }
@@ -86,9 +101,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Optimistic writes: create once, then update only from the version you read.
     let doc = Keys::idempotency("payments", "order-1001");
     redis.del(&doc).await?;
-    println!("created: {}", redis.create_if_not_exists(&doc, "pending", None).await?);
-    let v = redis.get_versioned::<_, String>(&doc).await?.map(|v| v.version).unwrap_or(0);
-    println!("updated to version {}", redis.conditional_update(&doc, v, "paid").await?);
+    println!(
+        "created: {}",
+        redis.create_if_not_exists(&doc, "pending", None).await?
+    );
+    let v = redis
+        .get_versioned::<_, String>(&doc)
+        .await?
+        .map(|v| v.version)
+        .unwrap_or(0);
+    println!(
+        "updated to version {}",
+        redis.conditional_update(&doc, v, "paid").await?
+    );
     match redis.conditional_update(&doc, v, "paid twice").await {
         Err(e @ RedisError::VersionMismatch { .. }) => println!("stale write refused: {e}"),
         other => println!("unexpected: {other:?}"),
