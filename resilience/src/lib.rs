@@ -13,6 +13,8 @@ pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod error;
 pub mod health;
+#[cfg(any(feature = "tower", feature = "axum"))]
+pub mod integration;
 pub mod metrics;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
@@ -34,6 +36,10 @@ pub use circuit_breaker::{
 };
 
 // --- retry / timeout re-exports ---
+pub use retry::{
+    Backoff, RetryError, RetryEvent, RetryPolicy, RetryPreset, Retryable, retry, retry_blocking,
+};
+pub use timeout::{TimeoutError, timeout};
 
 // --- rate limit / bulkhead re-exports ---
 pub use rate_limit::{RateLimitDecision, RateLimited};
@@ -41,5 +47,9 @@ pub use rate_limit::{RateLimitDecision, RateLimited};
 // --- redis re-exports ---
 
 // --- shutdown / health re-exports ---
+pub use shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome, ShutdownReport,
+    register_shutdown_hook,
+};
 
 // --- macro re-exports ---

@@ -1,1 +1,19 @@
 //! Health checks: checks, registry, monitor.
+//!
+//! A [`HealthRegistry`] holds named [`HealthCheck`]s, each required or optional, and runs them
+//! concurrently, each cut at its timeout. A check's status is the worse of its own verdict and its
+//! latency's (defaults: below 100 ms healthy, 100–500 ms degraded, above 500 ms unhealthy). The
+//! report is unhealthy when a required check is, degraded when any check is not healthy, healthy
+//! otherwise. A [`HealthMonitor`] runs the registry periodically.
+
+mod builtin;
+mod check;
+mod monitor;
+mod registry;
+
+pub use builtin::ShutdownCheck;
+pub use check::{CheckOutcome, FnCheck, HealthCheck, HealthStatus, IntoCheckOutcome, check_fn};
+pub use monitor::{HealthMonitor, NoRuntime};
+pub use registry::{
+    CheckReport, HealthConfig, HealthConfigBuilder, HealthRegistry, HealthReport, Requirement,
+};

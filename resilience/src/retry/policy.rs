@@ -1,0 +1,546 @@
+//! Retry policies: the builder, presets and the validated, cloneable [`RetryPolicy`].
+
+use std::any::Any;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::backoff::{Backoff, apply_jitter};
+use super::error::{AttemptFailure, RetryEvent};
+use crate::error::ConfigError;
+
+/// When the total deadline (`total_timeout`) starts counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DeadlineStart {
+    /// At the first failure (the default). A first-try success then never reads the clock
+    /// (`Instant::now()` costs more than the rest of the retry machinery together); the first
+    /// attempt is not bounded by `total_timeout` — set an `attempt_timeout` to bound it.
+    #[default]
+    FirstFailure,
+    /// When the first attempt starts: the deadline covers every attempt and wait. Costs a clock
+    /// read and a timer on every call.
+    FirstAttempt,
+}
+
+/// The named retry presets. Numbers (attempts / initial delay / total timeout / max delay), all
+/// with exponential-jitter backoff, multiplier 2:
+///
+/// | preset       | attempts | initial | total   | max delay |
+/// |--------------|----------|---------|---------|-----------|
+/// | `quick`      | 2        | 100 ms  | 5 s     | 1 s       |
+/// | `standard`   | 3        | 1 s     | 30 s    | 10 s      |
+/// | `patient`    | 5        | 2 s     | 120 s   | 30 s      |
+/// | `aggressive` | 10       | 500 ms  | 60 s    | 5 s       |
+///
+/// The max delays are ours (the presets' source leaves them open): each lets the exponential
+/// sequence grow for a few steps while keeping every wait well inside the total timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum RetryPreset {
+    /// 2 attempts, 100 ms initial delay, 5 s total: interactive calls.
+    Quick,
+    /// 3 attempts, 1 s initial delay, 30 s total: the default.
+    #[default]
+    Standard,
+    /// 5 attempts, 2 s initial delay, 120 s total: slow upstreams such as LLM APIs.
+    Patient,
+    /// 10 attempts, 500 ms initial delay, 60 s total: must-succeed background work.
+    Aggressive,
+}
+
+impl RetryPreset {
+    /// Every preset's name, as [`RetryPreset::from_name`] accepts it (and the macros check it).
+    pub const NAMES: &'static [&'static str] = &["quick", "standard", "patient", "aggressive"];
+
+    /// The preset called `name` (one of [`RetryPreset::NAMES`]), if any.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "quick" => Some(Self::Quick),
+            "standard" => Some(Self::Standard),
+            "patient" => Some(Self::Patient),
+            "aggressive" => Some(Self::Aggressive),
+            _ => None,
+        }
+    }
+
+    /// This preset's name, one of [`RetryPreset::NAMES`].
+    pub const fn name(self) -> &'static str {
+        match self {
+            Self::Quick => "quick",
+            Self::Standard => "standard",
+            Self::Patient => "patient",
+            Self::Aggressive => "aggressive",
+        }
+    }
+
+    /// (max attempts, initial delay, total timeout, max delay).
+    const fn numbers(self) -> (u32, Duration, Duration, Duration) {
+        match self {
+            Self::Quick => (
+                2,
+                Duration::from_millis(100),
+                Duration::from_secs(5),
+                Duration::from_secs(1),
+            ),
+            Self::Standard => (
+                3,
+                Duration::from_secs(1),
+                Duration::from_secs(30),
+                Duration::from_secs(10),
+            ),
+            Self::Patient => (
+                5,
+                Duration::from_secs(2),
+                Duration::from_secs(120),
+                Duration::from_secs(30),
+            ),
+            Self::Aggressive => (
+                10,
+                Duration::from_millis(500),
+                Duration::from_secs(60),
+                Duration::from_secs(5),
+            ),
+        }
+    }
+
+    /// The preset as a policy (same as `RetryPolicy::from(preset)`).
+    pub const fn policy(self) -> RetryPolicy {
+        let (max_attempts, initial_delay, total, max_delay) = self.numbers();
+        RetryPolicy {
+            max_attempts,
+            backoff: Backoff::ExponentialJitter,
+            initial_delay,
+            max_delay,
+            multiplier: 2.0,
+            jitter: Backoff::ExponentialJitter.default_jitter(),
+            total_timeout: Some(total),
+            attempt_timeout: None,
+            deadline_start: DeadlineStart::FirstFailure,
+            seed: None,
+            hooks: None,
+            cancel: None,
+        }
+    }
+
+    /// A builder starting from this preset's numbers.
+    pub fn builder(self) -> RetryPolicyBuilder {
+        RetryPolicyBuilder::from_policy(self.policy())
+    }
+}
+
+impl fmt::Display for RetryPreset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+type Predicate = dyn Fn(&dyn Any) -> Option<bool> + Send + Sync;
+type Observer = dyn Fn(&RetryEvent<'_, dyn Any>) + Send + Sync;
+
+/// The type-erased predicate and observers, behind one `Arc` so a policy clones cheaply.
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) retry_if: Option<Arc<Predicate>>,
+    pub(crate) on_retry: Vec<Arc<Observer>>,
+}
+
+/// A validated retry policy: how many attempts, how long to wait between them, for how long in
+/// total, which errors to retry and who to tell. Cheap to clone (one optional `Arc`), `Send` and
+/// `Sync`; share one instance between tasks with [`RetryPolicy::retry`] (takes `&self`).
+///
+/// `RetryPolicy::default()` is the `standard` preset: 3 attempts, 1 s initial delay, exponential
+/// backoff with jitter (multiplier 2, max delay 10 s), 30 s total.
+#[derive(Clone)]
+pub struct RetryPolicy {
+    pub(crate) max_attempts: u32,
+    pub(crate) backoff: Backoff,
+    pub(crate) initial_delay: Duration,
+    pub(crate) max_delay: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) jitter: f64,
+    pub(crate) total_timeout: Option<Duration>,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) deadline_start: DeadlineStart,
+    pub(crate) seed: Option<u64>,
+    pub(crate) hooks: Option<Arc<Hooks>>,
+    pub(crate) cancel: Option<CancellationToken>,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPreset::Standard.policy()
+    }
+}
+
+impl From<RetryPreset> for RetryPolicy {
+    fn from(p: RetryPreset) -> Self {
+        p.policy()
+    }
+}
+
+impl From<&RetryPolicy> for RetryPolicy {
+    fn from(p: &RetryPolicy) -> Self {
+        p.clone()
+    }
+}
+
+impl fmt::Debug for RetryPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hooks = self.hooks.as_deref();
+        f.debug_struct("RetryPolicy")
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff", &self.backoff)
+            .field("initial_delay", &self.initial_delay)
+            .field("max_delay", &self.max_delay)
+            .field("multiplier", &self.multiplier)
+            .field("jitter", &self.jitter)
+            .field("total_timeout", &self.total_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("deadline_start", &self.deadline_start)
+            .field("seed", &self.seed)
+            .field("retry_if", &hooks.is_some_and(|h| h.retry_if.is_some()))
+            .field("on_retry", &hooks.map_or(0, |h| h.on_retry.len()))
+            .field("cancellable", &self.cancel.is_some())
+            .finish()
+    }
+}
+
+impl RetryPolicy {
+    /// A builder with the default (`standard`) numbers.
+    pub fn builder() -> RetryPolicyBuilder {
+        RetryPolicyBuilder::from_policy(Self::default())
+    }
+
+    /// A builder starting from this policy (its hooks and token included).
+    pub fn to_builder(&self) -> RetryPolicyBuilder {
+        RetryPolicyBuilder::from_policy(self.clone())
+    }
+
+    /// Maximum number of attempts, the first included.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+    /// The backoff strategy.
+    pub fn backoff(&self) -> Backoff {
+        self.backoff
+    }
+    /// The first retry's delay (before jitter).
+    pub fn initial_delay(&self) -> Duration {
+        self.initial_delay
+    }
+    /// The longest computed delay (a Retry-After hint may ask for more).
+    pub fn max_delay(&self) -> Duration {
+        self.max_delay
+    }
+    /// The growth factor of the exponential strategies.
+    pub fn multiplier(&self) -> f64 {
+        self.multiplier
+    }
+    /// The jitter factor in `[0, 1]`: a delay is shortened by up to this fraction of itself.
+    pub fn jitter(&self) -> f64 {
+        self.jitter
+    }
+    /// The deadline of the whole sequence, if any.
+    pub fn total_timeout(&self) -> Option<Duration> {
+        self.total_timeout
+    }
+    /// The limit on each attempt, if any.
+    pub fn attempt_timeout(&self) -> Option<Duration> {
+        self.attempt_timeout
+    }
+    /// When the total deadline starts counting.
+    pub fn deadline_start(&self) -> DeadlineStart {
+        self.deadline_start
+    }
+
+    /// The delay before retry `retry` (1-based: the wait after the first failure is retry 1),
+    /// with `random` in `[0, 1]` as the jitter draw (ignored without jitter). Always at most
+    /// [`max_delay`](Self::max_delay).
+    pub fn delay(&self, retry: u32, random: f64) -> Duration {
+        let base =
+            self.backoff
+                .base_delay(retry, self.initial_delay, self.multiplier, self.max_delay);
+        apply_jitter(base, self.jitter, random)
+    }
+
+    /// Whether the first attempt needs the clock (a timeout or a deadline that includes it).
+    #[inline]
+    pub(crate) fn first_attempt_timed(&self) -> bool {
+        self.attempt_timeout.is_some()
+            || (self.total_timeout.is_some() && self.deadline_start == DeadlineStart::FirstAttempt)
+    }
+
+    /// The policy's predicate for `E`, falling back to [`Retryable`](super::Retryable).
+    pub(crate) fn is_retryable<E: super::Retryable + 'static>(&self, e: &E) -> bool {
+        self.hooks
+            .as_deref()
+            .and_then(|h| h.retry_if.as_ref())
+            .and_then(|p| p(e))
+            .unwrap_or_else(|| e.is_retryable())
+    }
+
+    pub(crate) fn notify<E: 'static>(
+        &self,
+        attempt: u32,
+        delay: Duration,
+        error: AttemptFailure<'_, E>,
+    ) {
+        let Some(hooks) = self.hooks.as_deref() else {
+            return;
+        };
+        if hooks.on_retry.is_empty() {
+            return;
+        }
+        let error: AttemptFailure<'_, dyn Any> = match error {
+            AttemptFailure::Error(e) => AttemptFailure::Error(e),
+            AttemptFailure::Timeout(t) => AttemptFailure::Timeout(t),
+        };
+        let event = RetryEvent {
+            attempt,
+            max_attempts: self.max_attempts,
+            delay,
+            error,
+        };
+        for observer in &hooks.on_retry {
+            observer(&event);
+        }
+    }
+}
+
+/// Builds a [`RetryPolicy`]; every setter is optional and [`build`](Self::build) validates.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::retry::{Backoff, RetryPolicy};
+///
+/// let policy = RetryPolicy::builder()
+///     .max_attempts(5)
+///     .backoff(Backoff::Exponential)
+///     .initial_delay(Duration::from_millis(100))
+///     .max_delay(Duration::from_secs(2))
+///     .total_timeout(Duration::from_secs(10))
+///     .retry_if(|e: &std::io::Error| e.kind() != std::io::ErrorKind::PermissionDenied)
+///     .on_retry(|ev: &resilience::retry::RetryEvent<'_, std::io::Error>| {
+///         eprintln!("attempt {}/{} failed, retrying in {:?}", ev.attempt, ev.max_attempts, ev.delay)
+///     })
+///     .build()?;
+/// assert_eq!(policy.delay(3, 0.0), Duration::from_millis(400));
+///
+/// let bad = RetryPolicy::builder().max_attempts(0).build();
+/// assert_eq!(bad.unwrap_err().field, "max_attempts");
+/// # Ok::<(), resilience::ConfigError>(())
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct RetryPolicyBuilder {
+    policy: RetryPolicy,
+    jitter: Option<f64>,
+    hooks: Hooks,
+}
+
+impl fmt::Debug for RetryPolicyBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RetryPolicyBuilder")
+            .field("policy", &self.policy)
+            .field("jitter", &self.jitter)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RetryPolicyBuilder {
+    fn from_policy(mut policy: RetryPolicy) -> Self {
+        let hooks = policy
+            .hooks
+            .take()
+            .map(|h| Hooks::clone(&h))
+            .unwrap_or_default();
+        let jitter = (policy.jitter != policy.backoff.default_jitter()).then_some(policy.jitter);
+        Self {
+            policy,
+            jitter,
+            hooks,
+        }
+    }
+
+    /// Starts from a preset's numbers (replaces attempts, delays, backoff and total timeout).
+    pub fn preset(mut self, preset: RetryPreset) -> Self {
+        let p = preset.policy();
+        self.policy.max_attempts = p.max_attempts;
+        self.policy.backoff = p.backoff;
+        self.policy.initial_delay = p.initial_delay;
+        self.policy.max_delay = p.max_delay;
+        self.policy.multiplier = p.multiplier;
+        self.policy.total_timeout = p.total_timeout;
+        self.jitter = None;
+        self
+    }
+
+    /// Maximum number of attempts, the first included (at least 1; 1 means no retry).
+    pub fn max_attempts(mut self, n: u32) -> Self {
+        self.policy.max_attempts = n;
+        self
+    }
+
+    /// The backoff strategy (default exponential-jitter).
+    pub fn backoff(mut self, backoff: Backoff) -> Self {
+        self.policy.backoff = backoff;
+        self
+    }
+
+    /// The first retry's delay (default 1 s). Zero retries at once.
+    pub fn initial_delay(mut self, d: Duration) -> Self {
+        self.policy.initial_delay = d;
+        self
+    }
+
+    /// The longest computed delay (default 10 s); at least `initial_delay`.
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.policy.max_delay = d;
+        self
+    }
+
+    /// Growth factor of the exponential strategies (default 2; at least 1, finite). Fixed and
+    /// linear backoff do not use it.
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.policy.multiplier = m;
+        self
+    }
+
+    /// Jitter factor in `[0, 1]`: each delay is shortened by a random fraction of itself of at
+    /// most this much. Default 0.5 for exponential-jitter, 0 (none) for the other strategies,
+    /// which it also applies to when set.
+    pub fn jitter(mut self, j: f64) -> Self {
+        self.jitter = Some(j);
+        self
+    }
+
+    /// Seeds the jitter's random generator, making each retried sequence's delays reproducible
+    /// (tests, simulations). Unseeded policies use the thread-local generator.
+    pub fn jitter_seed(mut self, seed: u64) -> Self {
+        self.policy.seed = Some(seed);
+        self
+    }
+
+    /// Deadline of the whole sequence, attempts and waits included (non-zero). See
+    /// [`deadline_start`](Self::deadline_start) for when it starts counting.
+    pub fn total_timeout(mut self, d: Duration) -> Self {
+        self.policy.total_timeout = Some(d);
+        self
+    }
+
+    /// Removes the total deadline: only `max_attempts` ends the sequence.
+    pub fn no_total_timeout(mut self) -> Self {
+        self.policy.total_timeout = None;
+        self
+    }
+
+    /// Limit on each attempt (non-zero); an attempt running longer is cut and counts as a
+    /// retryable failure.
+    pub fn attempt_timeout(mut self, d: Duration) -> Self {
+        self.policy.attempt_timeout = Some(d);
+        self
+    }
+
+    /// When the total deadline starts counting (default [`DeadlineStart::FirstFailure`]).
+    pub fn deadline_start(mut self, start: DeadlineStart) -> Self {
+        self.policy.deadline_start = start;
+        self
+    }
+
+    /// Decides which errors of type `E` are retried, instead of [`Retryable`](super::Retryable).
+    /// Applies when the retried operation's error type is exactly `E`; for other error types the
+    /// `Retryable` classification stays in force.
+    pub fn retry_if<E: 'static>(mut self, f: impl Fn(&E) -> bool + Send + Sync + 'static) -> Self {
+        self.hooks.retry_if = Some(Arc::new(move |e: &dyn Any| e.downcast_ref::<E>().map(&f)));
+        self
+    }
+
+    /// Calls `f` before each wait with the failed attempt, the delay and the error. Applies when
+    /// the retried operation's error type is exactly `E`. Several observers may be added; keep
+    /// them short, they run on the retrying task.
+    pub fn on_retry<E: 'static>(
+        mut self,
+        f: impl Fn(&RetryEvent<'_, E>) + Send + Sync + 'static,
+    ) -> Self {
+        self.hooks
+            .on_retry
+            .push(Arc::new(move |ev: &RetryEvent<'_, dyn Any>| {
+                let error = match ev.error {
+                    AttemptFailure::Error(e) => match e.downcast_ref::<E>() {
+                        Some(e) => AttemptFailure::Error(e),
+                        None => return,
+                    },
+                    AttemptFailure::Timeout(t) => AttemptFailure::Timeout(t),
+                };
+                f(&RetryEvent {
+                    attempt: ev.attempt,
+                    max_attempts: ev.max_attempts,
+                    delay: ev.delay,
+                    error,
+                });
+            }));
+        self
+    }
+
+    /// A token that stops the sequence: a wait in progress ends at once with
+    /// [`RetryError::Cancelled`](super::RetryError::Cancelled), and no further attempt starts.
+    /// A running attempt is not interrupted (drop the future to abort it).
+    pub fn cancellation(mut self, token: CancellationToken) -> Self {
+        self.policy.cancel = Some(token);
+        self
+    }
+
+    /// Validates and returns the policy.
+    pub fn build(self) -> Result<RetryPolicy, ConfigError> {
+        let Self {
+            mut policy,
+            jitter,
+            hooks,
+        } = self;
+        if policy.max_attempts == 0 {
+            return Err(ConfigError::new("max_attempts", "must be at least 1"));
+        }
+        if policy.max_delay < policy.initial_delay {
+            return Err(ConfigError::new(
+                "max_delay",
+                format!(
+                    "must be at least initial_delay ({:?}), got {:?}",
+                    policy.initial_delay, policy.max_delay
+                ),
+            ));
+        }
+        if !(policy.multiplier.is_finite() && policy.multiplier >= 1.0) {
+            return Err(ConfigError::new(
+                "multiplier",
+                format!(
+                    "must be a finite number of at least 1, got {}",
+                    policy.multiplier
+                ),
+            ));
+        }
+        let jitter = jitter.unwrap_or(policy.backoff.default_jitter());
+        if !(0.0..=1.0).contains(&jitter) {
+            return Err(ConfigError::new(
+                "jitter",
+                format!("must be within [0, 1], got {jitter}"),
+            ));
+        }
+        policy.jitter = jitter;
+        if policy.total_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                "total_timeout",
+                "must be greater than zero (use no_total_timeout to remove it)",
+            ));
+        }
+        if policy.attempt_timeout.is_some_and(|d| d.is_zero()) {
+            return Err(ConfigError::new(
+                "attempt_timeout",
+                "must be greater than zero",
+            ));
+        }
+        policy.hooks =
+            (hooks.retry_if.is_some() || !hooks.on_retry.is_empty()).then(|| Arc::new(hooks));
+        Ok(policy)
+    }
+}
