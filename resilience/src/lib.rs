@@ -42,7 +42,8 @@ pub use retry::{
 pub use timeout::{TimeoutError, timeout};
 
 // --- rate limit / bulkhead re-exports ---
-pub use rate_limit::{RateLimitDecision, RateLimited};
+pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
+pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
 

@@ -1,6 +1,22 @@
 //! Rate limiting: an in-memory GCRA limiter, a keyed limiter with bounded memory, and (feature
 //! `redis`) a Redis-backed limiter with the same [`KeyedRateLimit`] face.
+//!
+//! - [`RateLimiter`]: one bucket, lock-free, its whole state in one `AtomicU64`.
+//! - [`KeyedRateLimiter`]: one bucket per key (user, IP, tenant, ...); keys whose bucket is full
+//!   again are evicted as new keys arrive, and `max_keys` bounds the memory.
+//! - Clocks: [`QuantaClock`] (default, cheap), [`TokioClock`] (follows tokio's paused clock in
+//!   tests), [`ManualClock`]; or implement [`Clock`].
 
+mod clock;
 mod decision;
+mod error;
+mod gcra;
+mod keyed;
+mod quota;
 
+pub use clock::{Clock, ManualClock, QuantaClock, TokioClock};
 pub use decision::{KeyedRateLimit, RateLimitDecision, RateLimitError, RateLimited};
+pub use error::CheckError;
+pub use gcra::{RateLimiter, RateLimiterBuilder};
+pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
+pub use quota::Quota;
