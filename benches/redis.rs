@@ -10,7 +10,6 @@
 //! server and one run). `REDIS_BENCH_N` overrides the request count (default 200000).
 
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 
 use std::process::Command;

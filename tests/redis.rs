@@ -11,7 +11,7 @@ use resilience::rate_limit::{
 };
 use resilience::redis::{
     CacheKey, IdempotencyKey, KeyWriter, Keys, LockOwner, RateWindow, RedisClient, RedisConfig,
-    RedisConfigBuilder, RedisError, RedisKey,
+    RedisConfigBuilder, RedisError, RedisKey, driver,
 };
 use support::{RedisServer, poll_until, processes_in_dir};
 
@@ -750,4 +750,57 @@ async fn dropped_guard_keeps_the_lock_until_its_ttl() {
     })
     .await;
     freed.expect("the TTL frees it").release().await.unwrap();
+}
+
+#[tokio::test]
+async fn breaker_opens_when_redis_is_down_and_then_fails_fast() {
+    let mut server = RedisServer::start();
+    let breaker = Arc::new(CircuitBreaker::new(
+        "redis-down",
+        CircuitBreakerConfig::builder()
+            .failure_threshold(2)
+            .reset_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap(),
+    ));
+    let redis = RedisClient::connect(
+        config_for(&server)
+            .response_timeout(Duration::from_millis(500))
+            .circuit_breaker(breaker.clone())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    redis.ping().await.unwrap();
+    // A server answering with an error is healthy: no breaker failure.
+    server.cli(&["SET", "t:item:id:s", "x"]);
+    assert!(
+        redis
+            .query::<i64>(driver::cmd("INCR").arg("t:item:id:s"))
+            .await
+            .is_err()
+    );
+    assert_eq!(
+        breaker.state(),
+        resilience::circuit_breaker::CircuitState::Closed
+    );
+
+    server.stop();
+    for _ in 0..2 {
+        let e = redis.ping().await.unwrap_err();
+        assert!(e.is_transient(), "{e:?}");
+    }
+    assert_eq!(
+        breaker.state(),
+        resilience::circuit_breaker::CircuitState::Open
+    );
+    let started = std::time::Instant::now();
+    let e = redis.ping().await.unwrap_err();
+    assert!(matches!(e, RedisError::CircuitOpen(_)), "{e:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(50),
+        "no network wait when open"
+    );
+    assert!(e.to_string().contains("redis-down"), "{e}");
 }

@@ -49,6 +49,9 @@ pub use lock::{LockGuard, LockOwner};
 pub use scripts::{rate_limit_script_sha, rate_limit_script_source};
 pub use secret::Secret;
 
+/// The underlying `redis` crate (e.g. `driver::cmd("INCR")` for [`RedisClient::query`]).
+pub use ::redis as driver;
+
 /// Validates rate-limit parameters the way [`RedisClient::rate_limit`] does.
 pub(crate) fn check_rate_public(capacity: u64, refill_per_sec: f64) -> Result<f64, RedisError> {
     client::check_rate(capacity, refill_per_sec, 0)
