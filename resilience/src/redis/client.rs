@@ -36,9 +36,11 @@ pub(crate) enum Op {
     Update,
     GetVersioned,
     Command,
+    BreakerAcquire,
+    BreakerRecord,
 }
 
-const OPS: [Op; 12] = [
+const OPS: [Op; 14] = [
     Op::Ping,
     Op::Get,
     Op::Set,
@@ -51,6 +53,8 @@ const OPS: [Op; 12] = [
     Op::Update,
     Op::GetVersioned,
     Op::Command,
+    Op::BreakerAcquire,
+    Op::BreakerRecord,
 ];
 
 impl Op {
@@ -68,6 +72,8 @@ impl Op {
             Op::Update => "conditional_update",
             Op::GetVersioned => "get_versioned",
             Op::Command => "command",
+            Op::BreakerAcquire => "breaker_acquire",
+            Op::BreakerRecord => "breaker_record",
         }
     }
 
