@@ -29,6 +29,11 @@ pub mod __private;
 pub use error::ConfigError;
 
 // --- circuit breaker re-exports ---
+pub use circuit_breaker::{
+    BreakerRegistry, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerPreset,
+    CircuitOpenError, CircuitState, Protected, RegistryError, configure_circuit_breaker,
+    get_circuit_breaker, with_circuit_breaker,
+};
 
 // --- retry / timeout re-exports ---
 pub use retry::{

@@ -10,7 +10,7 @@ pub mod layers;
 mod router;
 
 #[cfg(feature = "tower")]
-pub use layers::{InFlight, InFlightLayer};
+pub use layers::{BulkheadLayer, InFlightLayer, RateLimitLayer, RetryLayer, TimeoutLayer};
 
 #[cfg(feature = "axum")]
 pub use metrics_exporter_prometheus::PrometheusHandle;
