@@ -187,10 +187,10 @@ impl Options {
 
     /// Reports an integer option below `min`, on its value.
     pub(crate) fn at_least(&self, errors: &mut Errors, name: &str, min: u64) {
-        if let Some((v, span)) = self.int(name) {
-            if v < min {
-                errors.at(span, format!("`{name}` must be at least {min}, got {v}"));
-            }
+        if let Some((v, span)) = self.int(name)
+            && v < min
+        {
+            errors.at(span, format!("`{name}` must be at least {min}, got {v}"));
         }
     }
 }

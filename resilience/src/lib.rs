@@ -29,6 +29,11 @@ pub mod __private;
 pub use error::ConfigError;
 
 // --- circuit breaker re-exports ---
+pub use circuit_breaker::{
+    BreakerRegistry, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerPreset,
+    CircuitOpenError, CircuitState, Protected, RegistryError, configure_circuit_breaker,
+    get_circuit_breaker, with_circuit_breaker,
+};
 
 // --- retry / timeout re-exports ---
 pub use retry::{
@@ -41,6 +46,8 @@ pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
 pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
 
 // --- shutdown / health re-exports ---
 pub use shutdown::{

@@ -46,10 +46,10 @@ impl Config {
         opts.at_least(&mut errors, "max_concurrent", 1);
         opts.at_least(&mut errors, "queue_timeout_ms", 1);
         for n in ["max_concurrent", "max_queued"] {
-            if let Some((v, span)) = opts.int(n) {
-                if u32::try_from(v).is_err() {
-                    errors.at(span, format!("`{n}` must fit in a u32"));
-                }
+            if let Some((v, span)) = opts.int(n)
+                && u32::try_from(v).is_err()
+            {
+                errors.at(span, format!("`{n}` must fit in a u32"));
             }
         }
         if opts.get("max_concurrent").is_none() {

@@ -59,10 +59,10 @@ impl Config {
             opts.at_least(&mut errors, n, 1);
         }
         for n in ["per_second", "per_minute", "burst"] {
-            if let Some((v, span)) = opts.int(n) {
-                if u32::try_from(v).is_err() {
-                    errors.at(span, format!("`{n}` must fit in a u32"));
-                }
+            if let Some((v, span)) = opts.int(n)
+                && u32::try_from(v).is_err()
+            {
+                errors.at(span, format!("`{n}` must fit in a u32"));
             }
         }
         let rate = match (opts.int("per_second"), opts.int("per_minute")) {

@@ -79,7 +79,7 @@ enum Rebind {
     Clone {
         ident: syn::Ident,
         mutable: bool,
-        ty: Type,
+        ty: Box<Type>,
     },
     Reborrow {
         ident: syn::Ident,
@@ -119,15 +119,12 @@ impl Config {
         }
         if let (Some((initial, _)), Some((max, span))) =
             (opts.int("initial_delay_ms"), opts.int("max_delay_ms"))
+            && max < initial
         {
-            if max < initial {
-                errors.at(
-                    span,
-                    format!(
-                        "`max_delay_ms` ({max}) must not be below `initial_delay_ms` ({initial})"
-                    ),
-                );
-            }
+            errors.at(
+                span,
+                format!("`max_delay_ms` ({max}) must not be below `initial_delay_ms` ({initial})"),
+            );
         }
         // The numbers not given keep the default policy's (the `standard` preset: 1 s initial,
         // 10 s max delay), which the runtime's builder checks together with the given ones.
@@ -193,10 +190,10 @@ impl Config {
                 }
             }
         };
-        if let Some((v, span)) = opts.int("max_attempts") {
-            if u32::try_from(v).is_err() {
-                return Err(syn::Error::new(span, "`max_attempts` must fit in a u32"));
-            }
+        if let Some((v, span)) = opts.int("max_attempts")
+            && u32::try_from(v).is_err()
+        {
+            return Err(syn::Error::new(span, "`max_attempts` must fit in a u32"));
         }
         Ok(Self {
             krate,
@@ -262,10 +259,10 @@ impl Config {
     /// the signature; the per-attempt binding keeps it.
     pub(super) fn adjust_signature(sig: &mut Signature) {
         for arg in &mut sig.inputs {
-            if let FnArg::Typed(pt) = arg {
-                if let Pat::Ident(pi) = &mut *pt.pat {
-                    pi.mutability = None;
-                }
+            if let FnArg::Typed(pt) = arg
+                && let Pat::Ident(pi) = &mut *pt.pat
+            {
+                pi.mutability = None;
             }
         }
     }
@@ -294,7 +291,7 @@ fn rebinds(sig: &Signature, errors: &mut Errors) -> Vec<Rebind> {
                         ty => out.push(Rebind::Clone {
                             ident: pi.ident.clone(),
                             mutable: pi.mutability.is_some(),
-                            ty: ty.clone(),
+                            ty: Box::new(ty.clone()),
                         }),
                     }
                 }
