@@ -46,6 +46,8 @@ pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
 pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
 
 // --- shutdown / health re-exports ---
 pub use shutdown::{

@@ -13,6 +13,8 @@ mod error;
 mod gcra;
 mod keyed;
 mod quota;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use clock::{Clock, ManualClock, QuantaClock, TokioClock};
 pub use decision::{KeyedRateLimit, RateLimitDecision, RateLimitError, RateLimited};
@@ -20,3 +22,5 @@ pub use error::CheckError;
 pub use gcra::{RateLimiter, RateLimiterBuilder};
 pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
 pub use quota::Quota;
+#[cfg(feature = "redis")]
+pub use redis::{FailurePolicy, RedisRateLimiter, RedisRateLimiterBuilder};
