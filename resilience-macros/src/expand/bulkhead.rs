@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, private, require_async, require_result, return_span};
+use super::{Layer, private_fn, require_async, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -69,7 +69,7 @@ impl Config {
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
         let krate = &self.krate;
-        let p = private(krate, return_span(sig));
+        let acquire = private_fn(krate, return_span(sig), "bulkhead_acquire");
         let max_concurrent = u32::try_from(self.max_concurrent).unwrap_or(u32::MAX);
         let opt = |v: Option<u64>| match v {
             Some(v) => quote!(::core::option::Option::Some(#v)),
@@ -85,7 +85,7 @@ impl Config {
                     max_queued: #max_queued,
                     queue_timeout_ms: #queue_timeout,
                 });
-            let __resilience_permit = match #p::bulkhead_acquire(__RESILIENCE_BULKHEAD.get()).await {
+            let __resilience_permit = match #acquire(__RESILIENCE_BULKHEAD.get()).await {
                 ::core::result::Result::Ok(__resilience_permit) => __resilience_permit,
                 ::core::result::Result::Err(__resilience_rejected) => return __resilience_rejected,
             };

@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{Block, LitStr, Signature};
 
-use super::{Layer, inner_body, private, require_result, return_span};
+use super::{Layer, inner_body, private, private_fn, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -69,24 +69,26 @@ impl Config {
             None => quote!(::core::option::Option::None),
         };
         let body = inner_body(sig, &body);
-        let p = private(krate, return_span(sig));
+        let span = return_span(sig);
         let cell = quote! {
             // Resolved once per function, not looked up by name on every call.
             static __RESILIENCE_BREAKER: #krate::__private::BreakerCell =
                 #krate::__private::BreakerCell::new(#name, #preset);
         };
         if sig.asyncness.is_some() {
+            let call = private_fn(krate, span, "breaker_call");
             quote! {
                 #cell
-                #p::breaker_call(
+                #call(
                     __RESILIENCE_BREAKER.get(),
                     move || async move { #body },
                 ).await
             }
         } else {
+            let call = private_fn(krate, span, "breaker_call_blocking");
             quote! {
                 #cell
-                #p::breaker_call_blocking(
+                #call(
                     __RESILIENCE_BREAKER.get(),
                     move || { #body },
                 )

@@ -294,3 +294,27 @@ fn inner_body(sig: &Signature, body: &Block) -> TokenStream {
 fn private(krate: &syn::Path, span: Span) -> TokenStream {
     quote_spanned!(span=> #krate::__private)
 }
+
+/// `path::to::runtime::__private::name`, every token spanned at `span`: a call whose bounds fail
+/// (a missing `From` conversion, a non-`Result` return type) is reported there.
+fn private_fn(krate: &syn::Path, span: Span, name: &str) -> TokenStream {
+    let name = syn::Ident::new(name, span);
+    respan(quote!(#krate::__private::#name), span)
+}
+
+fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tree| {
+            if let proc_macro2::TokenTree::Group(group) = &tree {
+                let mut inner =
+                    proc_macro2::Group::new(group.delimiter(), respan(group.stream(), span));
+                inner.set_span(span);
+                tree = proc_macro2::TokenTree::Group(inner);
+            } else {
+                tree.set_span(span);
+            }
+            tree
+        })
+        .collect()
+}

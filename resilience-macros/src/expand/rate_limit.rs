@@ -8,7 +8,7 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Signature};
 
-use super::{Layer, private, require_result, return_span};
+use super::{Layer, private_fn, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -89,7 +89,8 @@ impl Config {
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
         let krate = &self.krate;
-        let p = private(krate, return_span(sig));
+        let check_fn = private_fn(krate, return_span(sig), "rate_limit_check");
+        let check_key_fn = private_fn(krate, return_span(sig), "rate_limit_check_key");
         let count = u32::try_from(self.count).unwrap_or(u32::MAX);
         let period = self.period_secs;
         let burst = match self.burst {
@@ -108,7 +109,7 @@ impl Config {
                 static __RESILIENCE_LIMITER: #krate::__private::LimiterCell =
                     #krate::__private::LimiterCell::new(#spec);
                 if let ::core::option::Option::Some(__resilience_rejected) =
-                    #p::rate_limit_check(__RESILIENCE_LIMITER.get())
+                    #check_fn(__RESILIENCE_LIMITER.get())
                 {
                     return __resilience_rejected;
                 }
@@ -119,7 +120,7 @@ impl Config {
                     static __RESILIENCE_LIMITER: #krate::__private::KeyedLimiterCell =
                         #krate::__private::KeyedLimiterCell::new(#spec);
                     if let ::core::option::Option::Some(__resilience_rejected) =
-                        #p::rate_limit_check_key(__RESILIENCE_LIMITER.get(), #key_tokens)
+                        #check_key_fn(__RESILIENCE_LIMITER.get(), #key_tokens)
                     {
                         return __resilience_rejected;
                     }

@@ -11,7 +11,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
-use super::{Layer, inner_body, private, require_result, return_span};
+use super::{Layer, inner_body, private, private_fn, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -227,16 +227,21 @@ impl Config {
         let attempt = if asyncness {
             let attempt = quote!(async { #body });
             match self.attempt_timeout_ms {
-                Some(ms) => quote!(#p::timeout_call(#ms, #attempt).await),
+                Some(ms) => {
+                    let call = private_fn(krate, return_span(sig), "timeout_call");
+                    quote!(#call(#ms, #attempt).await)
+                }
                 None => quote!(#attempt.await),
             }
         } else {
             quote!(#p::call_once(|| { #body }))
         };
         let step = if asyncness {
-            quote!(#p::retry_step(&mut __resilience_retry, __resilience_outcome, #predicate).await)
+            let step = private_fn(krate, return_span(sig), "retry_step");
+            quote!(#step(&mut __resilience_retry, __resilience_outcome, #predicate).await)
         } else {
-            quote!(#p::retry_step_blocking(&mut __resilience_retry, __resilience_outcome, #predicate))
+            let step = private_fn(krate, return_span(sig), "retry_step_blocking");
+            quote!(#step(&mut __resilience_retry, __resilience_outcome, #predicate))
         };
         quote! {
             static __RESILIENCE_POLICY: #krate::__private::RetryCell =

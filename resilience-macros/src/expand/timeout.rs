@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, inner_body, private, require_async, require_result, return_span};
+use super::{Layer, inner_body, private_fn, require_async, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -46,9 +46,9 @@ impl Config {
     }
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
-        let p = private(&self.krate, return_span(sig));
+        let call = private_fn(&self.krate, return_span(sig), "timeout_call");
         let ms = self.ms;
         let body = inner_body(sig, &body);
-        quote!(#p::timeout_call(#ms, async move { #body }).await)
+        quote!(#call(#ms, async move { #body }).await)
     }
 }

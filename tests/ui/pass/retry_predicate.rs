@@ -40,4 +40,11 @@ async fn main() {
     let _ = with_path(false).await;
     let _ = with_closure().await;
     let _ = blocking_with_path();
+    let _ = classified().await;
+}
+
+/// The runtime's classifier works as a predicate for error types implementing `Retryable`.
+#[retry(preset = "quick", retry_if = resilience::Retryable::is_retryable)]
+pub async fn classified() -> Result<(), std::io::Error> {
+    Ok(())
 }
