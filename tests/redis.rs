@@ -169,6 +169,12 @@ async fn rate_limit_edges() {
     assert!(!d.allowed);
     // A refused request takes nothing: the refill is measured from the same point.
     assert!(d.retry_after <= Duration::from_secs(1));
+    // A refill faster than 1 token per µs never reports more than the bucket holds.
+    let fast = Keys::rate_api_key("fast", RateWindow::Second);
+    let d = redis.rate_limit(&fast, 3, 2_000_000.0, 1).await.unwrap();
+    assert!(d.allowed && d.remaining == 2, "{d:?}");
+    let d = redis.rate_limit(&fast, 3, 2_000_000.0, 0).await.unwrap();
+    assert!(d.allowed && d.remaining <= 3, "{d:?}");
 }
 
 #[tokio::test]
