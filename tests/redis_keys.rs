@@ -126,7 +126,10 @@ fn newtype_segments_delegate_to_their_field() {
         }
     }
     let key = GoalKey(GoalId("goal abc:1".into()), Seq(7));
-    assert_eq!(render_key("nova", &key).unwrap(), "nova:sword:goal:goal%20abc%3A1:7");
+    assert_eq!(
+        render_key("nova", &key).unwrap(),
+        "nova:sword:goal:goal%20abc%3A1:7"
+    );
     // A namespace that is not `[A-Za-z0-9_.-]` is refused, not rendered.
     struct BadNs;
     impl RedisKey for BadNs {
