@@ -914,3 +914,27 @@ async fn shared_breaker_fails_open_when_redis_is_gone() {
     server.stop();
     assert_eq!(shared.call(|| async { Ok::<_, ()>(1) }).await.unwrap(), 1);
 }
+
+#[tokio::test]
+async fn derived_keys_work_against_the_server() {
+    #[derive(resilience::RedisKey)]
+    #[redis_key(
+        namespace = "sword",
+        template = "goal:{goal_id}:user:{user}",
+        hash_tag = "user"
+    )]
+    struct GoalKey {
+        goal_id: String,
+        user: u64,
+    }
+    let server = RedisServer::start();
+    let redis = client(&server).await;
+    let key = GoalKey {
+        goal_id: "abc:*".into(),
+        user: 7,
+    };
+    let rendered = redis.key(&key).unwrap();
+    assert_eq!(rendered, "t:sword:goal:abc%3A%2A:user:{7}");
+    redis.set(&key, "v", None).await.unwrap();
+    assert_eq!(server.cli(&["GET", &rendered]), "v");
+}
