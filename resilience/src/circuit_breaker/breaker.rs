@@ -140,11 +140,12 @@ impl Instruments {
 }
 
 /// What a permit remembers: the word it was issued under and, with a slow-call threshold, when
-/// the call started.
+/// the call started (nanoseconds since the breaker's epoch, plus one; 0 for none). Two plain
+/// words, so the compiler keeps a ticket in registers on the hot path.
 #[derive(Clone, Copy)]
 struct Ticket {
     word: u64,
-    start: Option<Instant>,
+    start: u64,
 }
 
 /// A circuit breaker. Cheap to share behind an `Arc` (see [`get_circuit_breaker`]); `Send + Sync`.
@@ -456,8 +457,12 @@ impl CircuitBreaker {
     }
 
     #[inline]
-    fn start_time(&self) -> Option<Instant> {
-        self.config.slow_call_threshold.map(|_| Instant::now())
+    fn start_time(&self) -> u64 {
+        if self.config.slow_call_threshold.is_some() {
+            self.nanos(Instant::now()).saturating_add(1)
+        } else {
+            0
+        }
     }
 
     #[cold]
@@ -539,9 +544,7 @@ impl CircuitBreaker {
 
     #[inline]
     fn on_success(&self, t: Ticket) {
-        if let (Some(start), Some(threshold)) = (t.start, self.config.slow_call_threshold)
-            && start.elapsed() >= threshold
-        {
+        if t.start != 0 && self.is_slow(t.start) {
             return self.on_failure(t);
         }
         self.metrics.success.increment(1);
@@ -559,6 +562,14 @@ impl CircuitBreaker {
             HALF_OPEN => self.trial_outcome(t, false),
             _ => {}
         }
+    }
+
+    #[cold]
+    fn is_slow(&self, start: u64) -> bool {
+        let elapsed = self.nanos(Instant::now()).saturating_sub(start - 1);
+        self.config
+            .slow_call_threshold
+            .is_some_and(|threshold| elapsed >= duration_nanos(threshold))
     }
 
     #[cold]
@@ -922,5 +933,52 @@ impl fmt::Debug for OwnedPermit {
             .field("breaker", &self.breaker.name)
             .field("state", &state_of(self.ticket.word))
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_fields_do_not_overlap() {
+        let w = pack(CircuitState::HalfOpen, (1 << 29) - 1, u32::MAX);
+        assert_eq!(state_of(w), CircuitState::HalfOpen);
+        assert_eq!(gen_of(w), (1 << 29) - 1);
+        assert_eq!(failures_of(w), u32::MAX);
+        // The generation wraps inside its field.
+        let wrapped = pack(CircuitState::Open, 1 << 29, 0);
+        assert_eq!(
+            (state_of(wrapped), gen_of(wrapped)),
+            (CircuitState::Open, 0)
+        );
+        assert_eq!(KEY_MASK & FAIL_MASK, 0);
+        assert_eq!(KEY_MASK | FAIL_MASK, u64::MAX);
+    }
+
+    #[test]
+    fn transitions_the_breaker_cannot_make_have_no_counter() {
+        use CircuitState::*;
+        assert!(!can_move(Closed, HalfOpen));
+        assert!(!can_move(ForcedOpen, Open));
+        assert!(!can_move(Open, Open));
+        assert!(can_move(HalfOpen, Closed));
+        assert!(can_move(Disabled, ForcedOpen));
+        assert_eq!(
+            STATES
+                .iter()
+                .flat_map(|f| STATES.map(|t| can_move(*f, t)))
+                .filter(|m| *m)
+                .count(),
+            15
+        );
+    }
+
+    #[test]
+    fn rate_threshold_is_inclusive_and_needs_minimum_calls() {
+        assert!(trips(50.0, 4, 4, 2));
+        assert!(!trips(50.0, 4, 4, 1));
+        assert!(!trips(50.0, 5, 4, 4));
+        assert!(!trips(10.0, 1, 0, 0));
     }
 }

@@ -78,21 +78,15 @@ impl Op {
         }
     }
 
-    /// Safe to send twice: retried once at once when the connection turned out to be dead
-    /// (e.g. the first call after a server restart). Rate limits and conditional updates are
-    /// not: a reply lost after the server applied them would count twice.
+    /// Safe to send twice with the same answer: retried once at once when the connection
+    /// turned out to be dead (e.g. the first call after a server restart). Not rate limits,
+    /// conditional updates or breaker scripts (a reply lost after the server applied them would
+    /// count twice), nor create / release / del (the second answer would differ from the
+    /// first: "exists", "not ours", "not found").
     fn idempotent(self) -> bool {
         matches!(
             self,
-            Op::Ping
-                | Op::Get
-                | Op::Set
-                | Op::Del
-                | Op::LockAcquire
-                | Op::LockRelease
-                | Op::LockExtend
-                | Op::Create
-                | Op::GetVersioned
+            Op::Ping | Op::Get | Op::Set | Op::LockAcquire | Op::LockExtend | Op::GetVersioned
         )
     }
 }
