@@ -301,5 +301,26 @@ impl Drop for RedisCluster {
         for n in &mut self.nodes {
             n.kill();
         }
+        reap_leftovers(self.dir.path());
+    }
+}
+
+/// Kills (by pid) what is left in `dir` after the servers were killed: a server's forked child
+/// (an RDB for a replica's full sync) can outlive its parent for a moment. Waits until gone,
+/// at most 2 s.
+pub(crate) fn reap_leftovers(dir: &std::path::Path) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let left = super::processes_in_dir(dir);
+        if left.is_empty() || Instant::now() > deadline {
+            return;
+        }
+        for pid in left {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

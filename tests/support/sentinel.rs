@@ -233,6 +233,19 @@ fn kill(p: &mut Proc) {
     }
 }
 
+impl Drop for SentinelSetup {
+    fn drop(&mut self) {
+        for p in self
+            .sentinels
+            .iter_mut()
+            .chain([&mut self.master, &mut self.replica])
+        {
+            kill(p);
+        }
+        super::cluster::reap_leftovers(self.dir.path());
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
         kill(self);
