@@ -66,6 +66,15 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(run(&server, n));
+    // The same on a current-thread runtime: the connection's driver task and the callers share
+    // one thread, so no cross-thread wake-up sits in each round trip.
+    println!();
+    println!("current-thread runtime:");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(run(&server, n));
 }
 
 async fn run(server: &support::RedisServer, n: usize) {

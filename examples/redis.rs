@@ -28,7 +28,7 @@ impl RedisKey for GoalKey<'_> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let Ok(url) = std::env::var("REDIS_URL") else {
+    let Some(url) = std::env::var("REDIS_URL").ok().filter(|u| !u.is_empty()) else {
         println!("This example needs a Redis server. Start one and point REDIS_URL at it:");
         println!();
         println!("    redis-server --port 6380 --save '' &");

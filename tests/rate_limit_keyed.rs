@@ -98,6 +98,25 @@ fn idle_keys_are_evicted_by_later_inserts_without_a_manual_call() {
 }
 
 #[test]
+fn memory_stays_bounded_under_continuous_key_churn() {
+    // 6 rounds of 20 000 new keys each; every key is idle by the next round. Without
+    // eviction the table would reach 120 000 keys; with sweeps on insert it stays within about
+    // twice one round (plus a small per-shard floor).
+    let (limiter, clock) = keyed(10, 1, 1_000_000);
+    let mut peak = 0;
+    for round in 0..6 {
+        for i in 0..20_000 {
+            limiter
+                .check_key(&format!("r{round}-{i}"))
+                .expect("fresh key");
+            peak = peak.max(limiter.len());
+        }
+        clock.advance(100 * MS);
+    }
+    assert!(peak <= 50_000, "peak = {peak}");
+}
+
+#[test]
 fn a_full_table_refuses_new_keys_until_a_key_is_idle() {
     let (limiter, clock) = keyed(1, 1, 3);
     for key in ["a", "b", "c"] {

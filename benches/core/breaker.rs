@@ -14,6 +14,16 @@ fn work() -> Result<u64, ()> {
     Ok(black_box(1))
 }
 
+/// Runs `call` `iters` times on this thread (the same loop as [`two_threads`], so the figures
+/// compare directly).
+fn one_thread<S>(shared: &S, iters: u64, call: impl Fn(&S)) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        call(black_box(shared));
+    }
+    start.elapsed()
+}
+
 /// Runs `call` `iters` times on each of two threads sharing `shared`; returns the slower
 /// thread's time, so per-iteration time is the time per call each thread sees.
 fn two_threads<S: Sync>(shared: &S, iters: u64, call: impl Fn(&S) + Sync) -> Duration {
@@ -25,7 +35,7 @@ fn two_threads<S: Sync>(shared: &S, iters: u64, call: impl Fn(&S) + Sync) -> Dur
                     barrier.wait();
                     let start = Instant::now();
                     for _ in 0..iters {
-                        call(shared);
+                        call(black_box(shared));
                     }
                     start.elapsed()
                 })
@@ -57,15 +67,41 @@ pub fn bench(c: &mut Criterion) {
 
     let mut g = c.benchmark_group("breaker");
 
-    g.bench_function("direct/1t", |b| b.iter(|| black_box(work())));
+    g.bench_function("direct/1t", |b| {
+        b.iter_custom(|iters| {
+            one_thread(&(), iters, |_| {
+                let _ = black_box(work());
+            })
+        })
+    });
     g.bench_function("ours_consecutive/1t", |b| {
-        b.iter(|| black_box(ours.call_blocking(work)))
+        b.iter_custom(|iters| {
+            one_thread(&*ours, iters, |br| {
+                let _ = black_box(br.call_blocking(work));
+            })
+        })
     });
     g.bench_function("ours_window/1t", |b| {
-        b.iter(|| black_box(ours_window.call_blocking(work)))
+        b.iter_custom(|iters| {
+            one_thread(&*ours_window, iters, |br| {
+                let _ = black_box(br.call_blocking(work));
+            })
+        })
     });
-    g.bench_function("failsafe/1t", |b| b.iter(|| black_box(failsafe.call(work))));
-    g.bench_function("recloser/1t", |b| b.iter(|| black_box(recloser.call(work))));
+    g.bench_function("failsafe/1t", |b| {
+        b.iter_custom(|iters| {
+            one_thread(&failsafe, iters, |br| {
+                let _ = black_box(br.call(work));
+            })
+        })
+    });
+    g.bench_function("recloser/1t", |b| {
+        b.iter_custom(|iters| {
+            one_thread(&*recloser, iters, |br| {
+                let _ = black_box(br.call(work));
+            })
+        })
+    });
 
     g.bench_function("direct/2t", |b| {
         b.iter_custom(|iters| {

@@ -56,3 +56,10 @@ pub use shutdown::{
 };
 
 // --- macro re-exports ---
+// Macros live in the macro namespace, so `retry` / `timeout` here coexist with the modules and
+// functions of the same name, and `RedisKey` (the derive) with the trait.
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use resilience_macros::RedisKey;
+#[doc(inline)]
+pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, retry, shutdown_hook, timeout};

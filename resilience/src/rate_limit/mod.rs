@@ -6,6 +6,25 @@
 //!   again are evicted as new keys arrive, and `max_keys` bounds the memory.
 //! - Clocks: [`QuantaClock`] (default, cheap), [`TokioClock`] (follows tokio's paused clock in
 //!   tests), [`ManualClock`]; or implement [`Clock`].
+//!
+//! Tests drive time through the clock instead of sleeping:
+//!
+//! ```
+//! use std::time::Duration;
+//! use resilience::rate_limit::{RateLimiter, TokioClock};
+//!
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)] async fn main() {
+//! let limiter = RateLimiter::builder()
+//!     .per_second(4)
+//!     .clock(TokioClock::new())
+//!     .build()
+//!     .expect("valid quota");
+//! assert!(limiter.check_n(4).is_ok()); // the whole burst
+//! let start = tokio::time::Instant::now();
+//! limiter.until_ready().await; // the next token comes back after 250 ms
+//! assert_eq!(start.elapsed(), Duration::from_millis(250));
+//! # }
+//! ```
 
 mod clock;
 mod decision;

@@ -36,9 +36,11 @@ pub(crate) enum Op {
     Update,
     GetVersioned,
     Command,
+    BreakerAcquire,
+    BreakerRecord,
 }
 
-const OPS: [Op; 12] = [
+const OPS: [Op; 14] = [
     Op::Ping,
     Op::Get,
     Op::Set,
@@ -51,6 +53,8 @@ const OPS: [Op; 12] = [
     Op::Update,
     Op::GetVersioned,
     Op::Command,
+    Op::BreakerAcquire,
+    Op::BreakerRecord,
 ];
 
 impl Op {
@@ -68,24 +72,20 @@ impl Op {
             Op::Update => "conditional_update",
             Op::GetVersioned => "get_versioned",
             Op::Command => "command",
+            Op::BreakerAcquire => "breaker_acquire",
+            Op::BreakerRecord => "breaker_record",
         }
     }
 
-    /// Safe to send twice: retried once at once when the connection turned out to be dead
-    /// (e.g. the first call after a server restart). Rate limits and conditional updates are
-    /// not: a reply lost after the server applied them would count twice.
+    /// Safe to send twice with the same answer: retried once at once when the connection
+    /// turned out to be dead (e.g. the first call after a server restart). Not rate limits,
+    /// conditional updates or breaker scripts (a reply lost after the server applied them would
+    /// count twice), nor create / release / del (the second answer would differ from the
+    /// first: "exists", "not ours", "not found").
     fn idempotent(self) -> bool {
         matches!(
             self,
-            Op::Ping
-                | Op::Get
-                | Op::Set
-                | Op::Del
-                | Op::LockAcquire
-                | Op::LockRelease
-                | Op::LockExtend
-                | Op::Create
-                | Op::GetVersioned
+            Op::Ping | Op::Get | Op::Set | Op::LockAcquire | Op::LockExtend | Op::GetVersioned
         )
     }
 }

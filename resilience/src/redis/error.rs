@@ -217,3 +217,52 @@ impl crate::retry::Retryable for RedisError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::Retryable;
+
+    #[test]
+    fn transient_errors_are_retryable_and_bad_input_is_not() {
+        let timeout = RedisError::Timeout {
+            operation: "get",
+            after: Duration::from_secs(1),
+        };
+        assert!(timeout.is_retryable() && timeout.is_infrastructure());
+        assert_eq!(timeout.kind(), "timeout");
+        let open = RedisError::CircuitOpen(CircuitOpenError {
+            name: "redis".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        });
+        assert!(open.is_retryable());
+        assert_eq!(open.retry_after(), Some(Duration::from_secs(3)));
+        assert!(
+            !open.is_infrastructure(),
+            "a rejection is not a new failure"
+        );
+        for e in [
+            RedisError::Auth { username: None },
+            RedisError::LockLost,
+            RedisError::InvalidArgument {
+                name: "ttl",
+                reason: "must be at least 1 ms",
+            },
+        ] {
+            assert!(!e.is_retryable(), "{e:?}");
+        }
+        let refused = RedisError::Command {
+            operation: "get",
+            source: ::redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )),
+        };
+        assert!(refused.is_retryable() && refused.is_infrastructure());
+        assert_eq!(refused.kind(), "connection");
+        let wrongtype = RedisError::Command {
+            operation: "get",
+            source: ::redis::RedisError::from((::redis::ErrorKind::UnexpectedReturnType, "x")),
+        };
+        assert!(!wrongtype.is_retryable() && !wrongtype.is_infrastructure());
+    }
+}

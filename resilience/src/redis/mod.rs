@@ -11,7 +11,8 @@
 //! - Scripts (Lua, EVALSHA, reloaded on NOSCRIPT): GCRA rate limit on the server's clock
 //!   ([`RedisClient::rate_limit`]), locks with fencing tokens ([`RedisClient::acquire_lock`],
 //!   [`RedisClient::with_lock`]), optimistic writes ([`RedisClient::create_if_not_exists`],
-//!   [`RedisClient::conditional_update`]).
+//!   [`RedisClient::conditional_update`]), and [`SharedCircuitBreaker`]: one breaker state
+//!   shared by several processes.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), resilience::redis::RedisError> {
@@ -37,6 +38,7 @@ pub mod keys;
 mod lock;
 mod scripts;
 mod secret;
+mod shared_breaker;
 
 pub use client::{RedisClient, Versioned};
 pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsOptions};
@@ -48,6 +50,7 @@ pub use keys::{
 pub use lock::{LockGuard, LockOwner};
 pub use scripts::{rate_limit_script_sha, rate_limit_script_source};
 pub use secret::Secret;
+pub use shared_breaker::{SharedCircuitBreaker, SharedCircuitBreakerBuilder, SharedPermit};
 
 /// The underlying `redis` crate (e.g. `driver::cmd("INCR")` for [`RedisClient::query`]).
 pub use ::redis as driver;

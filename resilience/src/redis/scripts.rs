@@ -27,10 +27,12 @@ pub(crate) struct Scripts {
     pub(crate) lock_extend: LuaScript,
     pub(crate) create_if_not_exists: LuaScript,
     pub(crate) conditional_update: LuaScript,
+    pub(crate) breaker_acquire: LuaScript,
+    pub(crate) breaker_record: LuaScript,
 }
 
 impl Scripts {
-    pub(crate) fn all(&self) -> [&LuaScript; 6] {
+    pub(crate) fn all(&self) -> [&LuaScript; 8] {
         [
             &self.rate_limit,
             &self.lock_acquire,
@@ -38,6 +40,8 @@ impl Scripts {
             &self.lock_extend,
             &self.create_if_not_exists,
             &self.conditional_update,
+            &self.breaker_acquire,
+            &self.breaker_record,
         ]
     }
 }
@@ -49,6 +53,8 @@ pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
     lock_extend: LuaScript::new(include_str!("lua/lock_extend.lua")),
     create_if_not_exists: LuaScript::new(include_str!("lua/create_if_not_exists.lua")),
     conditional_update: LuaScript::new(include_str!("lua/conditional_update.lua")),
+    breaker_acquire: LuaScript::new(include_str!("lua/breaker_acquire.lua")),
+    breaker_record: LuaScript::new(include_str!("lua/breaker_record.lua")),
 });
 
 /// The SHA-1 of the rate-limit script (for `redis-benchmark ... EVALSHA <sha> ...` comparisons).
