@@ -382,3 +382,30 @@ fn monitor_start_outside_a_runtime_is_an_error() {
     assert_eq!(Healthy.as_str(), "healthy");
     assert_eq!(Unhealthy.to_string(), "unhealthy");
 }
+
+struct OptionalByDefault;
+
+impl HealthCheck for OptionalByDefault {
+    fn name(&self) -> &str {
+        "optional-by-default"
+    }
+
+    async fn check(&self) -> CheckOutcome {
+        CheckOutcome::unhealthy("down")
+    }
+
+    fn requirement(&self) -> Requirement {
+        Requirement::Optional
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn add_uses_the_checks_own_requirement() {
+    let registry = HealthRegistry::new();
+    registry.add(OptionalByDefault);
+    let report = registry.check().await;
+    assert!(!report.check("optional-by-default").unwrap().required);
+    assert_eq!(report.status, Degraded);
+    registry.add(check_fn("required-by-default", || async { false }));
+    assert_eq!(registry.check().await.status, Unhealthy);
+}

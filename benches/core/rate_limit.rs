@@ -1,5 +1,95 @@
-//! Benchmarks of this area, side by side with the peer crates.
-use criterion::Criterion;
+//! Rate limiting, side by side with `governor`: an admitted `check` on one shared instance,
+//! single-threaded and with 2 threads; keyed `check` on a tracked key as extra information.
+use std::hint::black_box;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion};
+use governor::{Quota, RateLimiter as Governor};
+use resilience::rate_limit::{KeyedRateLimiter, RateLimiter};
+
+/// So fast that every check is admitted: the benchmark measures the admit path.
+const RATE: u32 = 1_000_000_000;
+
+/// Runs `op` `iters` times on each of 2 threads at once; returns the wall time divided by 2,
+/// i.e. the time per call when both cores share the instance.
+fn two_threads(iters: u64, op: &(impl Fn() + Sync)) -> Duration {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                for _ in 0..iters {
+                    op();
+                }
+            });
+        }
+    });
+    start.elapsed() / 2
+}
 
 /// Registers this area's benchmarks.
-pub fn bench(_c: &mut Criterion) {}
+pub fn bench(c: &mut Criterion) {
+    let ours = RateLimiter::builder()
+        .per_second(RATE)
+        .burst(RATE)
+        .build()
+        .expect("valid quota");
+    let rate = NonZeroU32::new(RATE).expect("non-zero");
+    let theirs = Governor::direct(Quota::per_second(rate).allow_burst(rate));
+    assert!(ours.check().is_ok() && theirs.check().is_ok());
+
+    let mut group = c.benchmark_group("rate_limit/check");
+    group.bench_function(BenchmarkId::new("resilience", "1 thread"), |b| {
+        b.iter(|| black_box(ours.check()))
+    });
+    group.bench_function(BenchmarkId::new("governor", "1 thread"), |b| {
+        b.iter(|| black_box(theirs.check()))
+    });
+    group.bench_function(BenchmarkId::new("resilience", "2 threads"), |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                let _ = black_box(ours.check());
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("governor", "2 threads"), |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                let _ = black_box(theirs.check());
+            })
+        })
+    });
+    group.finish();
+
+    let ours_keyed = KeyedRateLimiter::builder()
+        .per_second(RATE)
+        .burst(RATE)
+        .build()
+        .expect("valid quota");
+    let theirs_keyed = Governor::keyed(Quota::per_second(rate).allow_burst(rate));
+    let key = String::from("tenant-42");
+    assert!(ours_keyed.check_key(&key).is_ok() && theirs_keyed.check_key(&key).is_ok());
+
+    let mut group = c.benchmark_group("rate_limit/keyed_check");
+    group.bench_function(BenchmarkId::new("resilience", "1 thread"), |b| {
+        b.iter(|| black_box(ours_keyed.check_key(&key)))
+    });
+    group.bench_function(BenchmarkId::new("governor", "1 thread"), |b| {
+        b.iter(|| black_box(theirs_keyed.check_key(&key)))
+    });
+    group.bench_function(BenchmarkId::new("resilience", "2 threads"), |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                let _ = black_box(ours_keyed.check_key(&key));
+            })
+        })
+    });
+    group.bench_function(BenchmarkId::new("governor", "2 threads"), |b| {
+        b.iter_custom(|iters| {
+            two_threads(iters, &|| {
+                let _ = black_box(theirs_keyed.check_key(&key));
+            })
+        })
+    });
+    group.finish();
+}

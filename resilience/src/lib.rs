@@ -13,6 +13,8 @@ pub mod bulkhead;
 pub mod circuit_breaker;
 pub mod error;
 pub mod health;
+#[cfg(any(feature = "tower", feature = "axum"))]
+pub mod integration;
 pub mod metrics;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
@@ -27,6 +29,11 @@ pub mod __private;
 pub use error::ConfigError;
 
 // --- circuit breaker re-exports ---
+pub use circuit_breaker::{
+    BreakerRegistry, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerPreset,
+    CircuitOpenError, CircuitState, Protected, RegistryError, configure_circuit_breaker,
+    get_circuit_breaker, with_circuit_breaker,
+};
 
 // --- retry / timeout re-exports ---
 pub use retry::{
@@ -35,9 +42,12 @@ pub use retry::{
 pub use timeout::{TimeoutError, timeout};
 
 // --- rate limit / bulkhead re-exports ---
-pub use rate_limit::{RateLimitDecision, RateLimited};
+pub use bulkhead::{Bulkhead, BulkheadError, BulkheadFull, BulkheadPermit};
+pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimiter};
 
 // --- redis re-exports ---
+#[cfg(feature = "redis")]
+pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
 
 // --- shutdown / health re-exports ---
 pub use shutdown::{
@@ -46,3 +56,10 @@ pub use shutdown::{
 };
 
 // --- macro re-exports ---
+// Macros live in the macro namespace, so `retry` / `timeout` here coexist with the modules and
+// functions of the same name, and `RedisKey` (the derive) with the trait.
+#[cfg(feature = "redis")]
+#[doc(inline)]
+pub use resilience_macros::RedisKey;
+#[doc(inline)]
+pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, retry, shutdown_hook, timeout};

@@ -125,6 +125,12 @@ pub trait HealthCheck: Send + Sync + 'static {
 
     /// Probes the dependency once.
     fn check(&self) -> impl Future<Output = CheckOutcome> + Send;
+
+    /// Whether a failure makes the service unhealthy (the default) or only degraded; used by
+    /// [`HealthRegistry::add`](super::HealthRegistry::add).
+    fn requirement(&self) -> super::Requirement {
+        super::Requirement::Required
+    }
 }
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -215,6 +215,12 @@ impl HealthRegistry {
         &self.config
     }
 
+    /// Adds a check as its [`HealthCheck::requirement`] says (required unless it says otherwise).
+    pub fn add(&self, check: impl HealthCheck) -> &Self {
+        let requirement = check.requirement();
+        self.register(check, requirement, None)
+    }
+
     /// Adds a check whose failure makes the service unhealthy.
     pub fn required(&self, check: impl HealthCheck) -> &Self {
         self.register(check, Requirement::Required, None)

@@ -1,0 +1,16 @@
+//! The names the attributes accept. Each name also becomes a path
+//! `__private::presets::<kind>::<name>` in the generated code, so a name listed here but missing
+//! from the runtime fails to compile at the user's literal instead of drifting silently. (`-` in
+//! a name becomes `_` in the path.)
+
+/// Circuit-breaker presets (`#[circuit_breaker(preset = "...")]`).
+pub(crate) const BREAKER: &[&str] = &["aggressive", "moderate", "tolerant", "critical"];
+
+/// Retry presets (`#[retry(preset = "...")]`).
+pub(crate) const RETRY: &[&str] = &["quick", "standard", "patient", "aggressive"];
+
+/// Backoff strategies (`#[retry(backoff = "...")]`).
+pub(crate) const BACKOFF: &[&str] = &["fixed", "linear", "exponential", "exponential-jitter"];
+
+/// Shutdown priorities (`#[shutdown_hook(priority = "...")]`).
+pub(crate) const PRIORITY: &[&str] = &["critical", "high", "normal", "low", "background"];

@@ -1,0 +1,18 @@
+//! Using the toolkit in tower / axum stacks without macros.
+//!
+//! - feature `tower`: `tower::Layer`s for the circuit breaker, retry, rate limit, bulkhead and
+//!   timeout, and an in-flight layer that lets shutdown drain requests;
+//! - feature `axum`: [`ServiceEndpoints`], a router with `/health`, `/readyz` and `/metrics`.
+
+#[cfg(feature = "tower")]
+pub mod layers;
+#[cfg(feature = "axum")]
+mod router;
+
+#[cfg(feature = "tower")]
+pub use layers::{BulkheadLayer, InFlightLayer, RateLimitLayer, RetryLayer, TimeoutLayer};
+
+#[cfg(feature = "axum")]
+pub use metrics_exporter_prometheus::PrometheusHandle;
+#[cfg(feature = "axum")]
+pub use router::{ServiceEndpoints, install_prometheus_recorder, report_json};

@@ -1,0 +1,197 @@
+//! An axum `Router` with `/health`, `/readyz` and `/metrics`.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use ::axum::Router;
+use ::axum::extract::State;
+use ::axum::http::{StatusCode, header};
+use ::axum::response::{IntoResponse, Response};
+use ::axum::routing::get;
+use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use serde_json::{Value, json};
+
+use crate::health::{HealthMonitor, HealthRegistry, HealthReport, HealthStatus};
+use crate::shutdown::ShutdownCoordinator;
+
+/// Installs a Prometheus recorder as the global `metrics` recorder and returns its handle, for
+/// [`ServiceEndpoints::prometheus`]. Call it before creating breakers and limiters (they resolve
+/// their metric handles at creation). Fails when a global recorder is already installed.
+pub fn install_prometheus_recorder() -> Result<PrometheusHandle, BuildError> {
+    PrometheusBuilder::new().install_recorder()
+}
+
+/// The operational endpoints of a service:
+///
+/// - `GET /health`: the JSON health report; 200 unless unhealthy (503).
+/// - `GET /readyz`: 200 `{"ready":true}` while accepting requests and not unhealthy; 503 once
+///   shutdown has begun or when unhealthy.
+/// - `GET /metrics`: Prometheus text, when a [`PrometheusHandle`] was given.
+///
+/// ```
+/// use std::sync::Arc;
+/// use resilience::health::HealthRegistry;
+/// use resilience::integration::ServiceEndpoints;
+///
+/// let registry = Arc::new(HealthRegistry::new());
+/// let app: axum::Router = axum::Router::new()
+///     .merge(ServiceEndpoints::new(registry).router());
+/// ```
+#[derive(Clone)]
+pub struct ServiceEndpoints {
+    registry: Arc<HealthRegistry>,
+    shutdown: ShutdownCoordinator,
+    prometheus: Option<PrometheusHandle>,
+    monitor: Option<Arc<HealthMonitor>>,
+}
+
+impl std::fmt::Debug for ServiceEndpoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceEndpoints")
+            .field("registry", &self.registry)
+            .field("metrics", &self.prometheus.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceEndpoints {
+    /// Endpoints over `registry`, with readiness from the global shutdown coordinator.
+    pub fn new(registry: Arc<HealthRegistry>) -> Self {
+        Self {
+            registry,
+            shutdown: ShutdownCoordinator::global().clone(),
+            prometheus: None,
+            monitor: None,
+        }
+    }
+
+    /// Takes readiness from `coordinator` instead of the global one.
+    pub fn shutdown(mut self, coordinator: ShutdownCoordinator) -> Self {
+        self.shutdown = coordinator;
+        self
+    }
+
+    /// Serves `/metrics` from `handle`.
+    pub fn prometheus(mut self, handle: PrometheusHandle) -> Self {
+        self.prometheus = Some(handle);
+        self
+    }
+
+    /// Answers `/health` and `/readyz` from the monitor's last report (running the checks only
+    /// when it has none yet), so probes do not hit dependencies on every request.
+    pub fn monitor(mut self, monitor: Arc<HealthMonitor>) -> Self {
+        self.monitor = Some(monitor);
+        self
+    }
+
+    /// The router, mergeable into an application's router of any state type.
+    pub fn router<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        let mut router = Router::new()
+            .route("/health", get(health))
+            .route("/readyz", get(readyz));
+        if self.prometheus.is_some() {
+            router = router.route("/metrics", get(metrics));
+        }
+        router.with_state(self)
+    }
+
+    async fn report(&self) -> Arc<HealthReport> {
+        match &self.monitor {
+            Some(monitor) => match monitor.last() {
+                Some(report) => report,
+                None => monitor.check_now().await,
+            },
+            None => Arc::new(self.registry.check().await),
+        }
+    }
+}
+
+/// The JSON form of a report (the core types stay serde-free).
+pub fn report_json(report: &HealthReport) -> Value {
+    let checks: Vec<Value> = report
+        .checks
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "required": c.required,
+                "status": c.status.as_str(),
+                "latency_ms": c.latency.as_secs_f64() * 1000.0,
+                "message": c.message,
+                "timed_out": c.timed_out,
+            })
+        })
+        .collect();
+    let timestamp = report
+        .timestamp
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    json!({
+        "status": report.status.as_str(),
+        "duration_ms": report.duration.as_secs_f64() * 1000.0,
+        "timestamp": timestamp,
+        "checks": checks,
+    })
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn health(State(endpoints): State<ServiceEndpoints>) -> Response {
+    let report = endpoints.report().await;
+    let mut body = report_json(&report);
+    body["shutting_down"] = json!(endpoints.shutdown.is_shutting_down());
+    let status = if report.status == HealthStatus::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    json_response(status, body)
+}
+
+async fn readyz(State(endpoints): State<ServiceEndpoints>) -> Response {
+    // The shutdown flag first: one atomic load, no checks run once draining.
+    if !endpoints.shutdown.should_accept_requests() {
+        return json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": "shutting_down"}),
+        );
+    }
+    let report = endpoints.report().await;
+    if report.is_ready() {
+        json_response(
+            StatusCode::OK,
+            json!({"ready": true, "status": report.status.as_str()}),
+        )
+    } else {
+        json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"ready": false, "reason": "unhealthy"}),
+        )
+    }
+}
+
+async fn metrics(State(endpoints): State<ServiceEndpoints>) -> Response {
+    match &endpoints.prometheus {
+        Some(handle) => {
+            handle.run_upkeep();
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                handle.render(),
+            )
+                .into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
+}

@@ -1,0 +1,268 @@
+//! Errors of the Redis layer: each says what went wrong and what to fix, and none contains a
+//! secret.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::circuit_breaker::CircuitOpenError;
+use crate::error::ConfigError;
+
+/// An error from the Redis layer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedisError {
+    /// The configuration was rejected.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The connection URL could not be used.
+    #[error(
+        "malformed Redis URL: {reason}; expected `redis://[user[:password]@]host[:port][/db]` \
+         (or `rediss://` for TLS), with special characters in the password percent-encoded"
+    )]
+    InvalidUrl {
+        /// What is wrong with it (never the URL itself, which may hold a password).
+        reason: &'static str,
+    },
+    /// A TLS file (CA certificate) could not be read or parsed.
+    #[error(
+        "cannot use TLS file `{path}`: {reason}; point `ca_file` at a PEM file of CA certificates"
+    )]
+    TlsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// The TLS handshake failed (e.g. the server's certificate is not trusted).
+    #[error(
+        "TLS handshake with Redis failed: {reason}; check that `ca_file` holds the CA that signed \
+         the server's certificate and that the host name matches it"
+    )]
+    Tls {
+        /// The TLS library's reason.
+        reason: String,
+    },
+    /// The server refused the credentials.
+    #[error(
+        "Redis authentication failed{}: check the username and password (RedisConfig / REDIS_URL)",
+        username.as_ref().map(|u| format!(" for user `{u}`")).unwrap_or_default()
+    )]
+    Auth {
+        /// The user name that was tried, if any (the password is never kept here).
+        username: Option<String>,
+    },
+    /// The server could not be reached.
+    #[error("cannot connect to Redis at {addr}: {source}")]
+    Connect {
+        /// `host:port`.
+        addr: String,
+        /// The cause.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// An operation did not finish within its deadline.
+    #[error(
+        "Redis `{operation}` timed out after {after:?} (raise `response_timeout` if the server is just slow)"
+    )]
+    Timeout {
+        /// The operation.
+        operation: &'static str,
+        /// The deadline.
+        after: Duration,
+    },
+    /// The "redis" circuit breaker is open: calls are refused without touching the network.
+    #[error(transparent)]
+    CircuitOpen(#[from] CircuitOpenError),
+    /// A command failed (server error reply, lost connection, ...).
+    #[error("Redis `{operation}` failed: {source}")]
+    Command {
+        /// The operation.
+        operation: &'static str,
+        /// The cause.
+        #[source]
+        source: ::redis::RedisError,
+    },
+    /// A key could not be rendered.
+    #[error("invalid Redis key: {reason}")]
+    InvalidKey {
+        /// Why.
+        reason: &'static str,
+    },
+    /// An argument is out of range.
+    #[error("invalid argument `{name}`: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// Why.
+        reason: &'static str,
+    },
+    /// The lock is held by another owner.
+    #[error("the lock is held by another owner; it expires in at most {retry_after:?}")]
+    LockBusy {
+        /// The lock's remaining time to live.
+        retry_after: Duration,
+    },
+    /// The lock is no longer ours (it expired, or was released or taken over).
+    #[error("the lock was lost: it expired or is held by another owner")]
+    LockLost,
+    /// `conditional_update` found another version.
+    #[error("version mismatch: expected {expected}, found {}", actual.map_or_else(|| "no value".to_owned(), |v| v.to_string()))]
+    VersionMismatch {
+        /// The version the caller expected.
+        expected: u64,
+        /// The stored version, `None` when the key does not exist.
+        actual: Option<u64>,
+    },
+    /// A script returned something it never returns (a bug, or a foreign value under the key).
+    #[error("unexpected reply from `{operation}`: {detail}")]
+    UnexpectedReply {
+        /// The operation.
+        operation: &'static str,
+        /// What was wrong.
+        detail: &'static str,
+    },
+}
+
+impl RedisError {
+    /// A short, stable name for metrics (`kind` label).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Config(_) | Self::InvalidUrl { .. } | Self::TlsFile { .. } => "config",
+            Self::Tls { .. } => "tls",
+            Self::Auth { .. } => "auth",
+            Self::Connect { .. } => "connection",
+            Self::Timeout { .. } => "timeout",
+            Self::CircuitOpen(_) => "circuit_open",
+            Self::Command { source, .. } if is_transport(source) => "connection",
+            Self::Command { .. } => "server",
+            Self::InvalidKey { .. } | Self::InvalidArgument { .. } => "invalid_argument",
+            Self::LockBusy { .. } | Self::LockLost | Self::VersionMismatch { .. } => "conflict",
+            Self::UnexpectedReply { .. } => "protocol",
+        }
+    }
+
+    /// Whether trying again later may succeed (transport failures, timeouts, an open breaker);
+    /// `false` for bad input, auth and logical conflicts.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Connect { .. } | Self::Timeout { .. } | Self::CircuitOpen(_) => true,
+            Self::Command { source, .. } => is_transport(source) || is_busy(source),
+            _ => false,
+        }
+    }
+
+    /// Whether the failure says the server (or the path to it) is unhealthy: what the "redis"
+    /// circuit breaker counts.
+    pub(crate) fn is_infrastructure(&self) -> bool {
+        matches!(
+            self,
+            Self::Connect { .. } | Self::Timeout { .. } | Self::Tls { .. } | Self::Auth { .. }
+        ) || matches!(self, Self::Command { source, .. } if is_transport(source) || is_busy(source))
+    }
+}
+
+fn is_transport(e: &::redis::RedisError) -> bool {
+    e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
+}
+
+fn is_busy(e: &::redis::RedisError) -> bool {
+    use ::redis::{ErrorKind, ServerErrorKind};
+    matches!(
+        e.kind(),
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+                | ServerErrorKind::TryAgain
+                | ServerErrorKind::ClusterDown
+                | ServerErrorKind::MasterDown
+        )
+    )
+}
+
+/// Whether the server refused our credentials.
+pub(crate) fn is_auth_failure(e: &::redis::RedisError) -> bool {
+    e.kind() == ::redis::ErrorKind::AuthenticationFailed
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+}
+
+/// The TLS library's error, if `e` was caused by one.
+pub(crate) fn tls_failure(e: &::redis::RedisError) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(inner) = io.get_ref()
+            && let Some(tls) = inner.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        cur = err.source();
+    }
+    // Fallback for wrappers that hide the source: rustls's messages are distinctive.
+    let text = e.to_string();
+    (text.contains("certificate") || text.contains("handshake")).then_some(text)
+}
+
+impl crate::retry::Retryable for RedisError {
+    fn is_retryable(&self) -> bool {
+        self.is_transient()
+    }
+
+    /// An open breaker says when it may let calls through again.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::CircuitOpen(open) => open.retry_after,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::Retryable;
+
+    #[test]
+    fn transient_errors_are_retryable_and_bad_input_is_not() {
+        let timeout = RedisError::Timeout {
+            operation: "get",
+            after: Duration::from_secs(1),
+        };
+        assert!(timeout.is_retryable() && timeout.is_infrastructure());
+        assert_eq!(timeout.kind(), "timeout");
+        let open = RedisError::CircuitOpen(CircuitOpenError {
+            name: "redis".into(),
+            retry_after: Some(Duration::from_secs(3)),
+        });
+        assert!(open.is_retryable());
+        assert_eq!(open.retry_after(), Some(Duration::from_secs(3)));
+        assert!(
+            !open.is_infrastructure(),
+            "a rejection is not a new failure"
+        );
+        for e in [
+            RedisError::Auth { username: None },
+            RedisError::LockLost,
+            RedisError::InvalidArgument {
+                name: "ttl",
+                reason: "must be at least 1 ms",
+            },
+        ] {
+            assert!(!e.is_retryable(), "{e:?}");
+        }
+        let refused = RedisError::Command {
+            operation: "get",
+            source: ::redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::ConnectionRefused,
+            )),
+        };
+        assert!(refused.is_retryable() && refused.is_infrastructure());
+        assert_eq!(refused.kind(), "connection");
+        let wrongtype = RedisError::Command {
+            operation: "get",
+            source: ::redis::RedisError::from((::redis::ErrorKind::UnexpectedReturnType, "x")),
+        };
+        assert!(!wrongtype.is_retryable() && !wrongtype.is_infrastructure());
+    }
+}

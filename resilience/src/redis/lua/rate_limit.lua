@@ -1,0 +1,28 @@
+-- GCRA (a token bucket of `capacity` tokens refilled at 1 token per `emission` µs), one key,
+-- clocked by the server's TIME so every client agrees on "now".
+-- KEYS[1]  bucket: holds the theoretical arrival time (TAT, µs since the epoch)
+-- ARGV[1]  capacity (burst), ARGV[2] emission interval in µs (may be fractional), ARGV[3] cost
+-- Returns {allowed 0/1, remaining tokens, retry_after µs, reset_after µs}.
+local capacity = tonumber(ARGV[1])
+local emission = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local burst = emission * capacity
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if tat == nil or tat < now then
+  tat = now
+end
+local new_tat = tat + cost * emission
+local allow_at = new_tat - burst
+-- TATs are stored as whole µs: allow 1 µs of rounding when counting whole tokens.
+if now < allow_at then
+  local remaining = math.floor((now - (tat - burst) + 1) / emission)
+  if remaining < 0 then remaining = 0 end
+  return {0, remaining, math.ceil(allow_at - now), math.ceil(tat - now)}
+end
+local ttl_ms = math.ceil((new_tat - now) / 1000)
+if ttl_ms > 0 then
+  redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
+end
+return {1, math.floor((now - allow_at + 1) / emission), 0, math.ceil(new_tat - now)}

@@ -1,0 +1,374 @@
+//! Behaviour of the expanded attributes: they do what the hand-written calls do. Time runs on
+//! tokio's paused clock.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use resilience::{BulkheadFull, RateLimited, TimeoutError, bulkhead, rate_limit, retry, timeout};
+use tokio::time::Instant;
+
+#[derive(Debug, PartialEq)]
+enum Error {
+    Transient(u32),
+    Fatal,
+    Limited,
+    Full,
+    TimedOut,
+}
+
+impl From<RateLimited> for Error {
+    fn from(_: RateLimited) -> Self {
+        Self::Limited
+    }
+}
+impl From<BulkheadFull> for Error {
+    fn from(_: BulkheadFull) -> Self {
+        Self::Full
+    }
+}
+impl From<TimeoutError> for Error {
+    fn from(_: TimeoutError) -> Self {
+        Self::TimedOut
+    }
+}
+
+// --- retry -----------------------------------------------------------------------------------
+
+static QUICK_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(preset = "quick")]
+async fn always_fails_quick() -> Result<(), Error> {
+    let n = QUICK_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(Error::Transient(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_follows_the_quick_preset() {
+    // quick: 2 attempts; the last error comes back unchanged.
+    assert_eq!(always_fails_quick().await, Err(Error::Transient(2)));
+    assert_eq!(QUICK_CALLS.load(Ordering::SeqCst), 2);
+}
+
+static PATIENT_CALLS: AtomicU32 = AtomicU32::new(0);
+
+#[retry(preset = "patient")]
+async fn always_fails_patient() -> Result<(), Error> {
+    let n = PATIENT_CALLS.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(Error::Transient(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_follows_the_patient_preset() {
+    let start = Instant::now();
+    assert_eq!(always_fails_patient().await, Err(Error::Transient(5)));
+    assert_eq!(PATIENT_CALLS.load(Ordering::SeqCst), 5);
+    // Four waits of exponential backoff from 2 s with jitter (each shortened by at most half):
+    // at least 1 + 2 + 4 + 8 s, at most 2 + 4 + 8 + 16 s.
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(15) && waited <= Duration::from_secs(30),
+        "{waited:?}"
+    );
+}
+
+#[retry(
+    max_attempts = 4,
+    initial_delay_ms = 100,
+    max_delay_ms = 100,
+    backoff = "fixed"
+)]
+async fn fixed_backoff(calls: &AtomicU32) -> Result<u32, Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if n < 3 {
+        Err(Error::Transient(n))
+    } else {
+        Ok(n)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_uses_the_given_numbers() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    assert_eq!(fixed_backoff(&calls).await, Ok(3));
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+}
+
+#[retry(
+    max_attempts = 10,
+    initial_delay_ms = 100,
+    max_delay_ms = 100,
+    backoff = "fixed",
+    total_timeout_ms = 250
+)]
+async fn bounded_by_deadline(calls: &AtomicU32) -> Result<(), Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(Error::Transient(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_stops_before_a_wait_would_pass_the_deadline() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    // Deadline 250 ms after the first failure: waits end at 100 and 200 ms; a third would end at
+    // 300 ms, past it, so the sequence stops with the third attempt's error.
+    assert_eq!(bounded_by_deadline(&calls).await, Err(Error::Transient(3)));
+    assert_eq!(start.elapsed(), Duration::from_millis(200));
+}
+
+fn transient(e: &Error) -> bool {
+    matches!(e, Error::Transient(_))
+}
+
+#[retry(max_attempts = 5, initial_delay_ms = 10, max_delay_ms = 10, retry_if = transient)]
+async fn fatal_after_one(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Error::Fatal)
+}
+
+#[retry(max_attempts = 3, initial_delay_ms = 10, max_delay_ms = 10, retry_if = |e| !matches!(e, Error::Fatal))]
+async fn closure_predicate(calls: &AtomicU32) -> Result<(), Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(if n == 2 {
+        Error::Fatal
+    } else {
+        Error::Transient(n)
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_if_stops_on_errors_it_rejects() {
+    let calls = AtomicU32::new(0);
+    assert_eq!(fatal_after_one(&calls).await, Err(Error::Fatal));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    let calls = AtomicU32::new(0);
+    assert_eq!(closure_predicate(&calls).await, Err(Error::Fatal));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
+
+#[retry(
+    max_attempts = 2,
+    initial_delay_ms = 10,
+    max_delay_ms = 10,
+    backoff = "fixed",
+    attempt_timeout_ms = 100
+)]
+async fn slow(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn attempt_timeout_cuts_each_attempt() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    assert_eq!(slow(&calls).await, Err(Error::TimedOut));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(210));
+}
+
+struct Account {
+    attempts: u32,
+    history: Vec<String>,
+}
+
+impl Account {
+    /// `&mut self` is re-borrowed for each attempt; `note` is cloned for each.
+    #[retry(max_attempts = 3, initial_delay_ms = 5, max_delay_ms = 5)]
+    async fn record(&mut self, note: String, audit: &mut Vec<u32>) -> Result<usize, Error> {
+        self.attempts += 1;
+        self.history.push(note);
+        audit.push(self.attempts);
+        if self.attempts < 3 {
+            return Err(Error::Transient(self.attempts));
+        }
+        Ok(self.history.len())
+    }
+
+    #[retry(max_attempts = 3, initial_delay_ms = 1, max_delay_ms = 1)]
+    fn record_blocking(&mut self, mut note: String) -> Result<usize, Error> {
+        self.attempts += 1;
+        note.push('!');
+        self.history.push(note);
+        if self.attempts % 2 == 1 {
+            Err(Error::Transient(self.attempts))?;
+        }
+        Ok(self.history.len())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_reborrows_mut_self_and_clones_arguments() {
+    let mut account = Account {
+        attempts: 0,
+        history: Vec::new(),
+    };
+    let mut audit = Vec::new();
+    assert_eq!(account.record("hello".into(), &mut audit).await, Ok(3));
+    assert_eq!(account.history, ["hello", "hello", "hello"]);
+    assert_eq!(audit, [1, 2, 3]);
+}
+
+#[test]
+fn retry_works_on_sync_fns() {
+    let mut account = Account {
+        attempts: 0,
+        history: Vec::new(),
+    };
+    // Attempt 1 fails, attempt 2 succeeds; each attempt mutates its own copy of `note`.
+    assert_eq!(account.record_blocking("hi".into()), Ok(2));
+    assert_eq!(account.history, ["hi!", "hi!"]);
+}
+
+// Boundaries the macro accepts must build at run time (the macro mirrors the builder's rules).
+#[retry(initial_delay_ms = 10_000)]
+async fn initial_at_default_max() -> Result<(), Error> {
+    Ok(())
+}
+
+#[retry(max_delay_ms = 1_000)]
+async fn max_at_default_initial() -> Result<(), Error> {
+    Ok(())
+}
+
+#[retry(max_attempts = 1, initial_delay_ms = 0, max_delay_ms = 1)]
+async fn single_attempt(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Error::Fatal)
+}
+
+#[tokio::test(start_paused = true)]
+async fn accepted_boundaries_build() {
+    assert_eq!(initial_at_default_max().await, Ok(()));
+    assert_eq!(max_at_default_initial().await, Ok(()));
+    let calls = AtomicU32::new(0);
+    assert_eq!(single_attempt(&calls).await, Err(Error::Fatal));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
+
+// --- rate limit / bulkhead / timeout ---------------------------------------------------------
+
+#[rate_limit(per_second = 1, burst = 3)]
+async fn limited() -> Result<u32, Error> {
+    Ok(7)
+}
+
+#[tokio::test]
+async fn rate_limited_calls_return_rate_limited() {
+    for _ in 0..3 {
+        assert_eq!(limited().await, Ok(7));
+    }
+    assert_eq!(limited().await, Err(Error::Limited));
+}
+
+static KEYED_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[rate_limit(per_minute = 1, key = user)]
+fn per_user(user: &str) -> Result<(), Error> {
+    KEYED_RUNS.fetch_add(1, Ordering::SeqCst);
+    Ok(())
+}
+
+#[test]
+fn keyed_rate_limit_has_one_bucket_per_key() {
+    assert_eq!(per_user("ann"), Ok(()));
+    assert_eq!(per_user("bob"), Ok(()));
+    assert_eq!(per_user("ann"), Err(Error::Limited));
+    // A rejected call does not run the body.
+    assert_eq!(KEYED_RUNS.load(Ordering::SeqCst), 2);
+}
+
+#[rate_limit(per_second = 1, key = id)]
+async fn per_id(id: u64) -> Result<u64, Error> {
+    Ok(id)
+}
+
+#[tokio::test]
+async fn numeric_keys_work() {
+    assert_eq!(per_id(1).await, Ok(1));
+    assert_eq!(per_id(1).await, Err(Error::Limited));
+    assert_eq!(per_id(2).await, Ok(2));
+}
+
+#[bulkhead(max_concurrent = 1)]
+async fn exclusive(gate: &tokio::sync::Notify) -> Result<(), Error> {
+    gate.notified().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_full_bulkhead_rejects() {
+    let gate = tokio::sync::Notify::new();
+    let first = exclusive(&gate);
+    tokio::pin!(first);
+    // Start the first call; it holds the only permit while waiting on the gate.
+    assert!(first.as_mut().now_or_never().is_none());
+    assert_eq!(exclusive(&gate).await, Err(Error::Full));
+    gate.notify_one();
+    assert_eq!(first.await, Ok(()));
+    // The permit is back.
+    gate.notify_one();
+    assert_eq!(exclusive(&gate).await, Ok(()));
+}
+
+#[timeout(ms = 100)]
+async fn sleeps(d: Duration) -> Result<(), Error> {
+    tokio::time::sleep(d).await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeout_cuts_the_body() {
+    let start = Instant::now();
+    assert_eq!(sleeps(Duration::from_secs(5)).await, Err(Error::TimedOut));
+    assert_eq!(start.elapsed(), Duration::from_millis(100));
+    assert_eq!(sleeps(Duration::from_millis(50)).await, Ok(()));
+}
+
+// --- stacking --------------------------------------------------------------------------------
+
+static STACK_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// The rate limit is outside the retry: one token per retried sequence.
+#[rate_limit(per_minute = 1)]
+#[retry(max_attempts = 3, initial_delay_ms = 1, max_delay_ms = 1)]
+async fn limited_then_retried() -> Result<(), Error> {
+    let n = STACK_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(Error::Transient(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn outer_attribute_sees_one_call_per_retried_sequence() {
+    assert_eq!(limited_then_retried().await, Err(Error::Transient(3)));
+    assert_eq!(STACK_RUNS.load(Ordering::SeqCst), 3);
+    // The second sequence is refused by the limiter as a whole.
+    assert_eq!(limited_then_retried().await, Err(Error::Limited));
+    assert_eq!(STACK_RUNS.load(Ordering::SeqCst), 3);
+}
+
+/// The timeout is inside the retry: each attempt gets its own 100 ms.
+#[retry(
+    max_attempts = 3,
+    initial_delay_ms = 10,
+    max_delay_ms = 10,
+    backoff = "fixed"
+)]
+#[timeout(ms = 100)]
+async fn retried_with_timeout(calls: &AtomicU32) -> Result<u32, Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if n < 3 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    Ok(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn inner_attribute_applies_per_attempt() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    assert_eq!(retried_with_timeout(&calls).await, Ok(3));
+    assert_eq!(start.elapsed(), Duration::from_millis(220));
+}

@@ -1,0 +1,111 @@
+//! The limiters' hot paths allocate nothing: a counting global allocator watches them.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+use resilience::bulkhead::Bulkhead;
+use resilience::rate_limit::{KeyedRateLimiter, RateLimiter};
+
+/// Counts allocations made by the current thread, so tests running in parallel do not
+/// disturb each other.
+struct Counting;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: forwards every call to the system allocator unchanged; it only counts.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // Guards the other tests: a counter that never counts would prove nothing.
+    assert!(allocations_in(|| drop(std::hint::black_box(vec![1u8; 64]))) >= 1);
+}
+
+#[test]
+fn check_allocates_nothing() {
+    let limiter = RateLimiter::builder()
+        .per_second(1_000_000)
+        .burst(1_000)
+        .build()
+        .expect("valid");
+    let n = allocations_in(|| {
+        for _ in 0..10_000 {
+            let _ = std::hint::black_box(limiter.check());
+            let _ = std::hint::black_box(limiter.check_n(3));
+            let _ = std::hint::black_box(limiter.decide(2));
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn a_refusal_allocates_nothing() {
+    let limiter = RateLimiter::builder().per_minute(1).build().expect("valid");
+    let _ = limiter.check();
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            assert!(std::hint::black_box(limiter.check()).is_err());
+            assert!(std::hint::black_box(limiter.check_n(5)).is_err());
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn check_key_on_a_tracked_key_allocates_nothing() {
+    let limiter = KeyedRateLimiter::builder()
+        .per_second(1_000_000)
+        .burst(1_000)
+        .build()
+        .expect("valid");
+    limiter.check_key("tenant-42").expect("fresh key");
+    let n = allocations_in(|| {
+        for _ in 0..10_000 {
+            let _ = std::hint::black_box(limiter.check_key("tenant-42"));
+        }
+    });
+    assert_eq!(n, 0);
+}
+
+#[test]
+fn bulkhead_try_acquire_allocates_nothing() {
+    let bulkhead = Bulkhead::builder()
+        .max_concurrent(4)
+        .build()
+        .expect("valid");
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            let permit = bulkhead.try_acquire().expect("free slot");
+            drop(std::hint::black_box(permit));
+        }
+    });
+    assert_eq!(n, 0);
+}

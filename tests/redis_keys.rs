@@ -1,0 +1,106 @@
+//! Key encoding properties: injective, inert (no separator, hash tag, glob character,
+//! whitespace or control byte can be injected), empty strings and non-UTF-8 bytes stay distinct.
+
+use proptest::prelude::*;
+use resilience::redis::{KeyWriter, RedisKey, encode_segment, render_key};
+
+fn enc(bytes: &[u8]) -> String {
+    let mut s = String::new();
+    encode_segment(bytes, &mut s);
+    s
+}
+
+/// The inverse of the encoding: if it always recovers the input, the encoding is injective.
+fn decode(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(out)
+}
+
+/// Two user segments in a template, as generated code would write them.
+struct Pair(Vec<u8>, String);
+impl RedisKey for Pair {
+    const NAMESPACE: &'static str = "ns";
+    fn write_key(&self, w: &mut KeyWriter) {
+        w.literal("a:");
+        w.open_hash_tag();
+        w.segment(self.0.as_slice());
+        w.close_hash_tag();
+        w.literal(":b:");
+        w.segment(self.1.as_str());
+    }
+}
+
+/// Bytes biased towards the characters that matter.
+fn nasty_bytes() -> impl Strategy<Value = Vec<u8>> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => prop::sample::select(b":{}*?[]% \t\r\n\0\\-_.aZ9".to_vec()),
+            1 => any::<u8>(),
+        ],
+        0..12,
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(100_000))]
+
+    #[test]
+    fn segment_encoding_is_injective_and_inert(a in nasty_bytes(), b in nasty_bytes()) {
+        let (ea, eb) = (enc(&a), enc(&b));
+        let decoded = decode(&ea);
+        prop_assert_eq!(decoded.as_deref(), Some(a.as_slice()));
+        prop_assert!(ea.bytes().all(|c| c.is_ascii_alphanumeric() || b"_.-%".contains(&c)), "{}", ea);
+        prop_assert_eq!(a == b, ea == eb);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(10_000))]
+
+    #[test]
+    fn whole_keys_are_injective(
+        a in nasty_bytes(), b in ".{0,8}", c in nasty_bytes(), d in ".{0,8}",
+    ) {
+        let k1 = render_key("app", &Pair(a.clone(), b.clone())).unwrap();
+        let k2 = render_key("app", &Pair(c.clone(), d.clone())).unwrap();
+        prop_assert_eq!(a == c && b == d, k1 == k2);
+        // Exactly one hash tag, the one the template asked for; the fixed separators only.
+        prop_assert_eq!(k1.matches('{').count(), 1);
+        prop_assert_eq!(k1.matches('}').count(), 1);
+        prop_assert_eq!(k1.matches(':').count(), 5, "{}", k1);
+        prop_assert!(!k1.contains(['*', '?', '[', ']', ' ', '\n', '\r', '\t']), "{}", k1);
+    }
+}
+
+#[test]
+fn empty_and_non_utf8_stay_distinct() {
+    let keys: Vec<String> = [
+        &b""[..],
+        b"%",
+        b"%25",
+        b"\xff",
+        b"%FF",
+        b"\xc3\xbf",
+        b" ",
+        b"_",
+    ]
+    .iter()
+    .map(|b| render_key("p", &Pair(b.to_vec(), String::new())).unwrap())
+    .collect();
+    let mut unique = keys.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), keys.len(), "{keys:?}");
+}

@@ -1,0 +1,10 @@
+use resilience::circuit_breaker;
+
+#[circuit_breaker(nmae = "payments")]
+async fn charge() -> Result<u32, std::io::Error> {
+    Ok(1)
+}
+
+fn main() {
+    let _ = charge();
+}

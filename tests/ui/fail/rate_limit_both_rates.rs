@@ -1,0 +1,10 @@
+use resilience::rate_limit;
+
+#[rate_limit(per_second = 10, per_minute = 600)]
+async fn fetch() -> Result<u32, std::io::Error> {
+    Ok(1)
+}
+
+fn main() {
+    let _ = fetch();
+}

@@ -1,0 +1,9 @@
+use resilience::RedisKey;
+
+#[derive(RedisKey)]
+#[redis_key(namespace = "sword", template = "goal/*/{goal_id}")]
+struct GoalKey {
+    goal_id: String,
+}
+
+fn main() {}

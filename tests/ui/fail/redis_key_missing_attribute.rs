@@ -1,0 +1,8 @@
+use resilience::RedisKey;
+
+#[derive(RedisKey)]
+struct GoalKey {
+    goal_id: String,
+}
+
+fn main() {}
