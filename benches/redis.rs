@@ -65,7 +65,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(&server, n));
+    println!("multi-thread runtime (default workers):");
+    // Inside a spawned task, as an application's handlers run: `block_on`'s own future runs on
+    // the main thread, where every reply would cost a cross-thread wake-up.
+    let port = server.port();
+    rt.block_on(async move { tokio::spawn(run(port, n)).await.expect("bench task") });
     // The same on a current-thread runtime: the connection's driver task and the callers share
     // one thread, so no cross-thread wake-up sits in each round trip.
     println!();
@@ -74,12 +78,12 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    rt.block_on(run(&server, n));
+    rt.block_on(run(port, n));
 }
 
-async fn run(server: &support::RedisServer, n: usize) {
+async fn run(port: u16, n: usize) {
     let config = RedisConfig::builder()
-        .port(server.port())
+        .port(port)
         .key_prefix("bench")
         .build()
         .expect("config");
@@ -100,13 +104,9 @@ async fn run(server: &support::RedisServer, n: usize) {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    println!("redis layer benchmark: redis-server 127.0.0.1:{port}, n = {n}");
     println!(
-        "redis layer benchmark: redis-server 127.0.0.1:{}, n = {n}",
-        server.port()
-    );
-    println!(
-        "  redis-benchmark command: redis-benchmark -h 127.0.0.1 -p {} -c <C> -n {n} --csv {}",
-        server.port(),
+        "  redis-benchmark command: redis-benchmark -h 127.0.0.1 -p {port} -c <C> -n {n} --csv {}",
         eval_args.join(" ")
     );
 
@@ -117,7 +117,7 @@ async fn run(server: &support::RedisServer, n: usize) {
             .await
             .expect("warm-up");
     }
-    let _ = redis_benchmark(server.port(), 50, 2_000.min(n), &eval_args);
+    let _ = redis_benchmark(port, 50, 2_000.min(n), &eval_args);
 
     // 1. Throughput, 50 tasks on one multiplexed connection.
     let ours_rps = throughput(&redis, n, |r, i| async move {
@@ -134,7 +134,7 @@ async fn run(server: &support::RedisServer, n: usize) {
         assert!(d.allowed);
     })
     .await;
-    let theirs_50 = redis_benchmark(server.port(), 50, n, &eval_args);
+    let theirs_50 = redis_benchmark(port, 50, n, &eval_args);
 
     // 2. Latency, one task.
     let single_n = (n / 10).max(1_000);
@@ -149,7 +149,7 @@ async fn run(server: &support::RedisServer, n: usize) {
     }
     lat.sort_unstable();
     let ours_p50 = lat[lat.len() / 2];
-    let theirs_1 = redis_benchmark(server.port(), 1, single_n, &eval_args);
+    let theirs_1 = redis_benchmark(port, 1, single_n, &eval_args);
 
     // 3. Lock cycles (acquire + release), 50 tasks, one lock per task (no contention).
     let lock_cps = throughput(&redis, n / 2, |r, task| async move {

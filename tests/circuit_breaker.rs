@@ -644,3 +644,44 @@ fn metrics_are_recorded_with_the_documented_names() {
         Some(format!("{:?}", DebugValue::Gauge(2.0.into())))
     );
 }
+
+#[test]
+fn transitions_are_traced() {
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Buffer {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let buffer = Buffer::default();
+    let writer = buffer.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let b = CircuitBreaker::new("traced", consecutive(1, 60));
+        fail(&b).unwrap_err();
+        b.reset();
+    });
+    let log = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<_> = log.lines().collect();
+    assert_eq!(lines.len(), 2, "{log}");
+    assert!(
+        lines[0].contains("WARN") && lines[0].contains("circuit breaker opened"),
+        "{log}"
+    );
+    assert!(
+        lines[0].contains("breaker=traced") && lines[0].contains("to=open"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("INFO") && lines[1].contains("from=open to=closed"),
+        "{log}"
+    );
+}

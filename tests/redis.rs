@@ -169,6 +169,12 @@ async fn rate_limit_edges() {
     assert!(!d.allowed);
     // A refused request takes nothing: the refill is measured from the same point.
     assert!(d.retry_after <= Duration::from_secs(1));
+    // A refill faster than 1 token per µs never reports more than the bucket holds.
+    let fast = Keys::rate_api_key("fast", RateWindow::Second);
+    let d = redis.rate_limit(&fast, 3, 2_000_000.0, 1).await.unwrap();
+    assert!(d.allowed && d.remaining == 2, "{d:?}");
+    let d = redis.rate_limit(&fast, 3, 2_000_000.0, 0).await.unwrap();
+    assert!(d.allowed && d.remaining <= 3, "{d:?}");
 }
 
 #[tokio::test]
@@ -907,4 +913,28 @@ async fn shared_breaker_fails_open_when_redis_is_gone() {
     let shared = SharedCircuitBreaker::builder(redis, "svc").build().unwrap();
     server.stop();
     assert_eq!(shared.call(|| async { Ok::<_, ()>(1) }).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn derived_keys_work_against_the_server() {
+    #[derive(resilience::RedisKey)]
+    #[redis_key(
+        namespace = "sword",
+        template = "goal:{goal_id}:user:{user}",
+        hash_tag = "user"
+    )]
+    struct GoalKey {
+        goal_id: String,
+        user: u64,
+    }
+    let server = RedisServer::start();
+    let redis = client(&server).await;
+    let key = GoalKey {
+        goal_id: "abc:*".into(),
+        user: 7,
+    };
+    let rendered = redis.key(&key).unwrap();
+    assert_eq!(rendered, "t:sword:goal:abc%3A%2A:user:{7}");
+    redis.set(&key, "v", None).await.unwrap();
+    assert_eq!(server.cli(&["GET", &rendered]), "v");
 }

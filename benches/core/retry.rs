@@ -1,5 +1,149 @@
-//! Benchmarks of this area, side by side with the peer crates.
+//! Retry succeeding on the first try, side by side: a direct await (baseline), ours (default
+//! policy, a preset, a shared policy), `backon` and `tokio-retry` (`Retry::start`, formerly `spawn`). Every contender is awaited
+//! in the same way: criterion's `to_async` on a current-thread tokio runtime (single thread), or
+//! a loop inside `block_on` on one current-thread runtime per thread (2 threads, sharing one
+//! policy / backoff instance, `iter_custom` reporting the slower thread's time per call).
+use std::future::Future;
+use std::hint::black_box;
+use std::io;
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use backon::{ExponentialBuilder, Retryable as _};
 use criterion::Criterion;
+use resilience::retry::{RetryPolicy, RetryPreset, retry};
+use tokio_retry::Retry;
+use tokio_retry::strategy::{ExponentialBackoff, jitter};
+
+/// The operation: an immediately ready `Ok`, so the figures are the wrappers' own cost.
+async fn op() -> Result<u64, io::Error> {
+    Ok(black_box(1))
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+/// Shared between the contenders of the 2-thread group.
+struct Shared {
+    policy: RetryPolicy,
+    backon: ExponentialBuilder,
+    tokio_retry: ExponentialBackoff,
+}
+
+/// Runs `call` `iters` times on each of two threads, each with its own current-thread
+/// runtime; returns the slower thread's elapsed time.
+fn two_threads<F, Fut>(shared: &'static Shared, iters: u64, call: F) -> Duration
+where
+    F: Fn(&'static Shared) -> Fut + Send + Copy + 'static,
+    Fut: Future<Output = Result<u64, ()>>,
+{
+    let barrier = Arc::new(Barrier::new(2));
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                let rt = runtime();
+                barrier.wait();
+                let start = Instant::now();
+                rt.block_on(async {
+                    for _ in 0..iters {
+                        let _ = black_box(call(shared).await);
+                    }
+                });
+                start.elapsed()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("bench thread"))
+        .max()
+        .unwrap_or_default()
+}
 
 /// Registers this area's benchmarks.
-pub fn bench(_c: &mut Criterion) {}
+pub fn bench(c: &mut Criterion) {
+    let rt = runtime();
+    let shared_policy = RetryPolicy::default();
+    let backon_builder = ExponentialBuilder::default();
+
+    let mut g = c.benchmark_group("retry_first_try");
+    g.bench_function("direct_await", |b| b.to_async(&rt).iter(op));
+    g.bench_function("resilience_default", |b| {
+        b.to_async(&rt)
+            .iter(|| async { retry(op, RetryPolicy::default()).await.map_err(|_| ()) })
+    });
+    g.bench_function("resilience_preset", |b| {
+        b.to_async(&rt)
+            .iter(|| async { retry(op, RetryPreset::Quick).await.map_err(|_| ()) })
+    });
+    g.bench_function("resilience_shared", |b| {
+        b.to_async(&rt)
+            .iter(|| async { shared_policy.retry(op).await.map_err(|_| ()) })
+    });
+    g.bench_function("backon", |b| {
+        b.to_async(&rt)
+            .iter(|| async { op.retry(backon_builder).await.map_err(|_| ()) })
+    });
+    g.bench_function("tokio_retry", |b| {
+        b.to_async(&rt).iter(|| async {
+            Retry::start(ExponentialBackoff::from_millis(10).map(jitter).take(3), op)
+                .await
+                .map_err(|_| ())
+        })
+    });
+    g.finish();
+
+    // Leaked once per bench run so the threads can borrow it for 'static.
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        policy: RetryPolicy::default(),
+        backon: ExponentialBuilder::default(),
+        tokio_retry: ExponentialBackoff::from_millis(10),
+    }));
+    let mut g = c.benchmark_group("retry_first_try_2_threads");
+    g.bench_function("direct_await", |b| {
+        b.iter_custom(|iters| two_threads(shared, iters, |_| async { op().await.map_err(|_| ()) }))
+    });
+    g.bench_function("resilience_default", |b| {
+        b.iter_custom(|iters| {
+            two_threads(shared, iters, |_| async {
+                retry(op, RetryPolicy::default()).await.map_err(|_| ())
+            })
+        })
+    });
+    g.bench_function("resilience_preset", |b| {
+        b.iter_custom(|iters| {
+            two_threads(shared, iters, |_| async {
+                retry(op, RetryPreset::Quick).await.map_err(|_| ())
+            })
+        })
+    });
+    g.bench_function("resilience_shared", |b| {
+        b.iter_custom(|iters| {
+            two_threads(shared, iters, |s| async move {
+                s.policy.retry(op).await.map_err(|_| ())
+            })
+        })
+    });
+    g.bench_function("backon", |b| {
+        b.iter_custom(|iters| {
+            two_threads(shared, iters, |s| async move {
+                op.retry(s.backon).await.map_err(|_| ())
+            })
+        })
+    });
+    g.bench_function("tokio_retry", |b| {
+        b.iter_custom(|iters| {
+            two_threads(shared, iters, |s| async move {
+                Retry::start(s.tokio_retry.clone().map(jitter).take(3), op)
+                    .await
+                    .map_err(|_| ())
+            })
+        })
+    });
+    g.finish();
+}

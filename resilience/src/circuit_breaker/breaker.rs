@@ -935,3 +935,50 @@ impl fmt::Debug for OwnedPermit {
             .finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_fields_do_not_overlap() {
+        let w = pack(CircuitState::HalfOpen, (1 << 29) - 1, u32::MAX);
+        assert_eq!(state_of(w), CircuitState::HalfOpen);
+        assert_eq!(gen_of(w), (1 << 29) - 1);
+        assert_eq!(failures_of(w), u32::MAX);
+        // The generation wraps inside its field.
+        let wrapped = pack(CircuitState::Open, 1 << 29, 0);
+        assert_eq!(
+            (state_of(wrapped), gen_of(wrapped)),
+            (CircuitState::Open, 0)
+        );
+        assert_eq!(KEY_MASK & FAIL_MASK, 0);
+        assert_eq!(KEY_MASK | FAIL_MASK, u64::MAX);
+    }
+
+    #[test]
+    fn transitions_the_breaker_cannot_make_have_no_counter() {
+        use CircuitState::*;
+        assert!(!can_move(Closed, HalfOpen));
+        assert!(!can_move(ForcedOpen, Open));
+        assert!(!can_move(Open, Open));
+        assert!(can_move(HalfOpen, Closed));
+        assert!(can_move(Disabled, ForcedOpen));
+        assert_eq!(
+            STATES
+                .iter()
+                .flat_map(|f| STATES.map(|t| can_move(*f, t)))
+                .filter(|m| *m)
+                .count(),
+            15
+        );
+    }
+
+    #[test]
+    fn rate_threshold_is_inclusive_and_needs_minimum_calls() {
+        assert!(trips(50.0, 4, 4, 2));
+        assert!(!trips(50.0, 4, 4, 1));
+        assert!(!trips(50.0, 5, 4, 4));
+        assert!(!trips(10.0, 1, 0, 0));
+    }
+}

@@ -5,6 +5,7 @@
 //! type system knows every stop carries an error of the caller's type, so `run` returns `E`
 //! without a conversion and without an unreachable branch.
 
+use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::OnceLock;
@@ -317,19 +318,80 @@ impl Mode for Untimed {
     }
 }
 
-/// The async retry loop.
-pub(crate) async fn run_async<M, F, Fut, T, E>(
-    policy: &RetryPolicy,
-    mut f: F,
-) -> Result<T, Stop<E, M::Cut>>
+/// How a stopped sequence is reported to the caller.
+pub(crate) trait Outcome<E, X> {
+    type Err;
+    fn stop(stop: Stop<E, X>) -> Self::Err;
+    /// What to return when the token is already cancelled before the first attempt; `None`
+    /// runs the first attempt anyway (when there would be no error of the caller's to return).
+    fn cancelled_before_start() -> Option<Self::Err>;
+}
+
+/// Reports a [`RetryError`].
+pub(crate) struct ToRetryError;
+
+impl<E, X: CutLike> Outcome<E, X> for ToRetryError {
+    type Err = RetryError<E>;
+    fn stop(stop: Stop<E, X>) -> RetryError<E> {
+        stop.into_retry_error()
+    }
+    fn cancelled_before_start() -> Option<RetryError<E>> {
+        Some(RetryError::Cancelled {
+            attempts: 0,
+            last_error: None,
+        })
+    }
+}
+
+/// Reports the last error the operation returned (nothing can cut an attempt).
+pub(crate) struct ToLastError;
+
+impl<E> Outcome<E, Infallible> for ToLastError {
+    type Err = E;
+    fn stop(stop: Stop<E, Infallible>) -> E {
+        stop.into_last_error()
+    }
+    fn cancelled_before_start() -> Option<E> {
+        None
+    }
+}
+
+/// Reports the last error, or `E::from(TimeoutError)` when the last attempt was cut.
+pub(crate) struct ToErrorOrTimeout;
+
+impl<E: From<TimeoutError>> Outcome<E, Cut> for ToErrorOrTimeout {
+    type Err = E;
+    fn stop(stop: Stop<E, Cut>) -> E {
+        stop.into_error_or_timeout()
+    }
+    fn cancelled_before_start() -> Option<E> {
+        None
+    }
+}
+
+/// The async retry loop: one state machine from the caller's `.await` to the operation's
+/// future, with the policy owned (`RetryPolicy`) or borrowed (`&RetryPolicy`).
+pub(crate) async fn run_async<P, M, O, F, Fut, T, E>(policy: P, mut f: F) -> Result<T, O::Err>
 where
+    P: Borrow<RetryPolicy>,
     M: Mode,
+    O: Outcome<E, M::Cut>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: Retryable + 'static,
 {
+    let policy = policy.borrow();
+    if let Some(token) = &policy.cancel
+        && token.is_cancelled()
+        && let Some(err) = O::cancelled_before_start()
+    {
+        return Err(err);
+    }
     // Hot path: unless something times the first attempt, it is a plain await — no clock read,
-    // no timer, no allocation.
+    // no timer, no allocation. The timed first attempt and the rest of the sequence (timers,
+    // select, bookkeeping) are boxed: inline, they would make this future several times larger
+    // and every call slower to set up and move, for a box that only calls with timers (which
+    // read the clock anyway) or failures pay.
     let mut deadline = None;
     let first = if policy.first_attempt_timed() {
         if policy.deadline_start == DeadlineStart::FirstAttempt {
@@ -337,7 +399,7 @@ where
                 .total_timeout
                 .and_then(|t| Instant::now().checked_add(t));
         }
-        M::attempt(policy, f(), deadline).await
+        Box::pin(M::attempt(policy, f(), deadline)).await
     } else {
         Ok(f().await)
     };
@@ -349,11 +411,14 @@ where
         Ok(Err(e)) => Failure::Error(e),
         Err(cut) => Failure::Cut(cut),
     };
-    let result = retry_after_failure::<M, _, _, _, _>(policy, f, failure, deadline).await;
-    if let Err(stop) = &result {
-        record_stop(policy, stop);
-    }
-    result
+    let result = Box::pin(retry_after_failure::<M, _, _, _, _>(
+        policy, f, failure, deadline,
+    ))
+    .await;
+    result.map_err(|stop| {
+        record_stop(policy, &stop);
+        O::stop(stop)
+    })
 }
 
 enum Failure<E, X> {

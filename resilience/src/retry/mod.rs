@@ -86,7 +86,7 @@ pub use policy::{DeadlineStart, RetryPolicy, RetryPolicyBuilder, RetryPreset};
 pub use tokio_util::sync::CancellationToken;
 
 use crate::timeout::TimeoutError;
-use engine::{Timed, Untimed};
+use engine::{Timed, ToErrorOrTimeout, ToLastError, ToRetryError, Untimed};
 
 /// Calls `f` until it succeeds, following `policy` (a [`RetryPolicy`], a [`RetryPreset`] or
 /// `RetryPolicy::default()`).
@@ -115,13 +115,19 @@ use engine::{Timed, Untimed};
 /// # Ok(())
 /// # }
 /// ```
-pub async fn retry<F, Fut, T, E>(f: F, policy: impl Into<RetryPolicy>) -> Result<T, RetryError<E>>
+///
+/// (A function returning the future rather than an `async fn`: the policy is converted before
+/// the future is built and stored once in it.)
+pub fn retry<F, Fut, T, E>(
+    f: F,
+    policy: impl Into<RetryPolicy>,
+) -> impl Future<Output = Result<T, RetryError<E>>>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
     E: Retryable + 'static,
 {
-    policy.into().retry(f).await
+    engine::run_async::<_, Timed, ToRetryError, _, _, _, _>(policy.into(), f)
 }
 
 /// The blocking form of [`retry`]: waits with `std::thread::sleep`. Attempts are never cut
@@ -152,50 +158,36 @@ where
 
 impl RetryPolicy {
     /// [`retry`] with a borrowed policy: share one policy between tasks without cloning it.
-    pub async fn retry<F, Fut, T, E>(&self, f: F) -> Result<T, RetryError<E>>
+    pub fn retry<F, Fut, T, E>(&self, f: F) -> impl Future<Output = Result<T, RetryError<E>>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Retryable + 'static,
     {
-        if let Some(token) = &self.cancel
-            && token.is_cancelled()
-        {
-            return Err(RetryError::Cancelled {
-                attempts: 0,
-                last_error: None,
-            });
-        }
-        engine::run_async::<Timed, _, _, _, _>(self, f)
-            .await
-            .map_err(engine::Stop::into_retry_error)
+        engine::run_async::<_, Timed, ToRetryError, _, _, _, _>(self, f)
     }
 
     /// Retries `f` and returns its own error type: the last error on giving up. Attempts are
     /// never cut (see the [module docs](self) for the rules; use
     /// [`run_with_timeouts`](Self::run_with_timeouts) to apply `attempt_timeout`).
-    pub async fn run<F, Fut, T, E>(&self, f: F) -> Result<T, E>
+    pub fn run<F, Fut, T, E>(&self, f: F) -> impl Future<Output = Result<T, E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Retryable + 'static,
     {
-        engine::run_async::<Untimed, _, _, _, _>(self, f)
-            .await
-            .map_err(engine::Stop::into_last_error)
+        engine::run_async::<_, Untimed, ToLastError, _, _, _, _>(self, f)
     }
 
     /// Like [`run`](Self::run) with the per-attempt timeout and the total deadline cutting
     /// attempts; a cut last attempt is reported as `E::from(TimeoutError)`.
-    pub async fn run_with_timeouts<F, Fut, T, E>(&self, f: F) -> Result<T, E>
+    pub fn run_with_timeouts<F, Fut, T, E>(&self, f: F) -> impl Future<Output = Result<T, E>>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, E>>,
         E: Retryable + From<TimeoutError> + 'static,
     {
-        engine::run_async::<Timed, _, _, _, _>(self, f)
-            .await
-            .map_err(engine::Stop::into_error_or_timeout)
+        engine::run_async::<_, Timed, ToErrorOrTimeout, _, _, _, _>(self, f)
     }
 
     /// [`retry_blocking`] with a borrowed policy.

@@ -19,10 +19,13 @@ local allow_at = new_tat - burst
 if now < allow_at then
   local remaining = math.floor((now - (tat - burst) + 1) / emission)
   if remaining < 0 then remaining = 0 end
+  if remaining > capacity then remaining = capacity end
   return {0, remaining, math.ceil(allow_at - now), math.ceil(tat - now)}
 end
 local ttl_ms = math.ceil((new_tat - now) / 1000)
 if ttl_ms > 0 then
   redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
 end
-return {1, math.floor((now - allow_at + 1) / emission), 0, math.ceil(new_tat - now)}
+local remaining = math.floor((now - allow_at + 1) / emission)
+if remaining > capacity - cost then remaining = capacity - cost end
+return {1, remaining, 0, math.ceil(new_tat - now)}
