@@ -409,3 +409,49 @@ async fn add_uses_the_checks_own_requirement() {
     registry.add(check_fn("required-by-default", || async { false }));
     assert_eq!(registry.check().await.status, Unhealthy);
 }
+
+mod breakers {
+    use super::*;
+    use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig};
+    use resilience::health::BreakerCheck;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_degrades() {
+        let breaker = Arc::new(CircuitBreaker::new(
+            "payments",
+            CircuitBreakerConfig::builder()
+                .failure_threshold(1)
+                .build()
+                .unwrap(),
+        ));
+        let registry = HealthRegistry::new();
+        registry.add(BreakerCheck::new(breaker.clone()));
+        let report = registry.check().await;
+        assert_eq!(report.status, Healthy);
+        assert!(!report.check("circuit_breaker:payments").unwrap().required);
+
+        let _ = breaker
+            .call(|| async { Err::<(), _>(std::io::Error::other("down")) })
+            .await;
+        let report = registry.check().await;
+        assert_eq!(report.status, Degraded);
+        let check = report.check("circuit_breaker:payments").unwrap();
+        assert_eq!(check.status, Degraded);
+        assert_eq!(check.message.as_deref(), Some("payments open"));
+
+        breaker.reset();
+        assert_eq!(registry.check().await.status, Healthy);
+        breaker.force_open();
+        assert_eq!(registry.check().await.status, Degraded);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_required_breaker_check_still_only_degrades() {
+        let breaker = Arc::new(CircuitBreaker::new("core", CircuitBreakerConfig::default()));
+        let registry = HealthRegistry::new();
+        registry.required(BreakerCheck::new(breaker.clone()));
+        breaker.force_open();
+        // The check itself says degraded; required or not, degraded stays degraded.
+        assert_eq!(registry.check().await.status, Degraded);
+    }
+}

@@ -257,3 +257,102 @@ async fn dropping_a_queued_or_running_call_releases_its_place() {
     let _ = (queued.await, running.await);
     assert_eq!((bulkhead.running(), bulkhead.queued()), (0, 0));
 }
+
+mod breaker {
+    use super::*;
+    use resilience::circuit_breaker::{
+        CircuitBreaker, CircuitBreakerConfig, CircuitOpenError, CircuitState,
+    };
+    use resilience::integration::layers::CircuitBreakerLayer;
+
+    #[derive(Debug, thiserror::Error)]
+    enum UpstreamError {
+        #[error("upstream failed")]
+        Failed,
+        #[error(transparent)]
+        Open(#[from] CircuitOpenError),
+    }
+
+    fn breaker(threshold: u32) -> Arc<CircuitBreaker> {
+        let config = CircuitBreakerConfig::builder()
+            .failure_threshold(threshold)
+            .reset_timeout(Duration::from_secs(10))
+            .build()
+            .unwrap();
+        Arc::new(CircuitBreaker::new("layer-test", config))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn opens_after_failures_and_rejects_without_calling() {
+        let breaker = breaker(2);
+        let calls = Arc::new(AtomicU32::new(0));
+        let c = calls.clone();
+        let svc = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(move |ok: bool| {
+            c.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if ok {
+                    Ok(())
+                } else {
+                    Err(UpstreamError::Failed)
+                }
+            }
+        }));
+        assert!(svc.clone().oneshot(true).await.is_ok());
+        for _ in 0..2 {
+            assert!(matches!(
+                svc.clone().oneshot(false).await,
+                Err(UpstreamError::Failed)
+            ));
+        }
+        assert_eq!(breaker.state(), CircuitState::Open);
+        match svc.clone().oneshot(true).await {
+            Err(UpstreamError::Open(open)) => {
+                assert_eq!(&*open.name, "layer-test");
+                assert!(open.retry_after.is_some());
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            3,
+            "a rejected call never reaches the service"
+        );
+        // After the reset timeout a trial call goes through and closes it.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert!(svc.oneshot(true).await.is_ok());
+        assert_eq!(breaker.state(), CircuitState::Closed);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_classifier_counts_bad_responses_as_failures() {
+        let breaker = breaker(2);
+        // Responses are status codes; 5xx count as failures although they are `Ok`.
+        let svc = CircuitBreakerLayer::new(breaker.clone())
+            .classify(|r: &Result<u16, UpstreamError>| r.as_ref().map_or(true, |s| *s >= 500))
+            .layer(service_fn(|status: u16| async move {
+                Ok::<_, UpstreamError>(status)
+            }));
+        assert_eq!(svc.clone().oneshot(404).await.unwrap(), 404);
+        assert_eq!(svc.clone().oneshot(503).await.unwrap(), 503);
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(svc.clone().oneshot(500).await.unwrap(), 500);
+        assert_eq!(breaker.state(), CircuitState::Open);
+        assert!(matches!(
+            svc.oneshot(200).await,
+            Err(UpstreamError::Open(_))
+        ));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_call_records_nothing() {
+        let breaker = breaker(1);
+        let svc = CircuitBreakerLayer::new(breaker.clone()).layer(service_fn(|_: ()| async {
+            std::future::pending::<()>().await;
+            Err::<(), _>(UpstreamError::Failed)
+        }));
+        let cut = tokio::time::timeout(Duration::from_secs(1), svc.oneshot(())).await;
+        assert!(cut.is_err());
+        assert_eq!(breaker.state(), CircuitState::Closed);
+        assert_eq!(breaker.snapshot().failure_count, 0);
+    }
+}

@@ -423,3 +423,6 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
+
+pub mod cluster;
+pub mod sentinel;

@@ -6,14 +6,20 @@
 //! report is unhealthy when a required check is, degraded when any check is not healthy, healthy
 //! otherwise. A [`HealthMonitor`] runs the registry periodically.
 
+mod breaker;
 mod builtin;
 mod check;
 mod monitor;
+#[cfg(feature = "redis")]
+mod redis;
 mod registry;
 
+pub use breaker::BreakerCheck;
 pub use builtin::ShutdownCheck;
 pub use check::{CheckOutcome, FnCheck, HealthCheck, HealthStatus, IntoCheckOutcome, check_fn};
 pub use monitor::{HealthMonitor, NoRuntime};
+#[cfg(feature = "redis")]
+pub use redis::RedisCheck;
 pub use registry::{
     CheckReport, HealthConfig, HealthConfigBuilder, HealthRegistry, HealthReport, Requirement,
 };

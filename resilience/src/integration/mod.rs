@@ -10,7 +10,9 @@ pub mod layers;
 mod router;
 
 #[cfg(feature = "tower")]
-pub use layers::{BulkheadLayer, InFlightLayer, RateLimitLayer, RetryLayer, TimeoutLayer};
+pub use layers::{
+    BulkheadLayer, CircuitBreakerLayer, InFlightLayer, RateLimitLayer, RetryLayer, TimeoutLayer,
+};
 
 #[cfg(feature = "axum")]
 pub use metrics_exporter_prometheus::PrometheusHandle;

@@ -13,6 +13,7 @@ use ::redis::{
 };
 use metrics::{Counter, Gauge, Histogram};
 
+use super::cluster::Conn;
 use super::config::RedisConfig;
 use super::error::{RedisError, is_auth_failure, tls_failure};
 use super::keys::{RedisKey, render_trusted};
@@ -135,7 +136,7 @@ impl ClientMetrics {
 }
 
 struct Inner {
-    conn: ConnectionManager,
+    conn: Conn,
     prefix: Arc<str>,
     username: Option<String>,
     addr: String,
@@ -249,13 +250,18 @@ impl RedisClient {
         .map_err(|_| timeout_err("connect"))?
         .map_err(&map_connect)?;
 
+        Ok(Self::from_parts(Conn::Single(conn), &config, addr))
+    }
+
+    /// A client over an established connection (one server, Cluster or Sentinel).
+    pub(crate) fn from_parts(conn: Conn, config: &RedisConfig, addr: String) -> Self {
         let metrics = ClientMetrics::new();
         metrics.connected.set(1.0);
         let breaker = config
             .breaker
             .clone()
             .unwrap_or_else(|| get_circuit_breaker("redis"));
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 conn,
                 prefix: config.key_prefix.clone(),
@@ -266,7 +272,7 @@ impl RedisClient {
                 metrics,
                 connected: AtomicBool::new(true),
             }),
-        })
+        }
     }
 
     /// The key prefix.

@@ -32,12 +32,14 @@
 //! ```
 
 mod client;
+mod cluster;
 mod config;
 mod error;
 pub mod keys;
 mod lock;
 mod scripts;
 mod secret;
+mod sentinel;
 mod shared_breaker;
 
 pub use client::{RedisClient, Versioned};

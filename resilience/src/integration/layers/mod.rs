@@ -5,6 +5,7 @@
 //! layers stack without nesting error types and `tower::BoxError` works as it is.
 
 mod bulkhead;
+mod circuit_breaker;
 mod in_flight;
 mod rate_limit;
 mod reject;
@@ -12,6 +13,10 @@ mod retry;
 mod timeout;
 
 pub use bulkhead::{BulkheadFuture, BulkheadLayer, BulkheadService};
+pub use circuit_breaker::{
+    CircuitBreakerFuture, CircuitBreakerLayer, CircuitBreakerService, ClassifyResult,
+    ConfiguredFailures,
+};
 pub use in_flight::{InFlight, InFlightLayer};
 pub use rate_limit::{RateLimit, RateLimitLayer};
 pub use reject::RejectOr;
