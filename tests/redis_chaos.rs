@@ -102,6 +102,8 @@ fn signal(pid: u32, sig: &str) {
 }
 
 struct Figures {
+    /// What a fail-closed caller was told mid-outage.
+    sample_error: String,
     /// Since the load started: fault injected, server back.
     fault_at: Duration,
     back_at: Duration,
@@ -204,7 +206,13 @@ async fn run(fault: Fault) -> Figures {
         Fault::KillRestart => tokio::task::block_in_place(|| server.stop()),
         Fault::Freeze => signal(pid, "-STOP"),
     }
-    tokio::time::sleep(OUTAGE).await;
+    // One fail-closed call in the middle of the outage: the error callers see.
+    tokio::time::sleep(OUTAGE / 2).await;
+    let sample_error = match limiters[1].1.as_ref().unwrap().check("user-1", 1).await {
+        Err(e) => format!("{e}"),
+        Ok(d) => format!("no error: {d:?}"),
+    };
+    tokio::time::sleep(OUTAGE - OUTAGE / 2).await;
     match fault {
         // `start_again` returns once the new server answers PING: "back" is then.
         Fault::KillRestart => tokio::task::block_in_place(|| server.start_again()),
@@ -226,6 +234,7 @@ async fn run(fault: Fault) -> Figures {
     );
     let transitions = transitions.lock().unwrap().clone();
     Figures {
+        sample_error,
         fault_at,
         back_at,
         samples,
@@ -295,6 +304,7 @@ fn check(name: &str, f: &Figures) {
         ms(f.back_at - f.fault_at),
     );
     println!("failures by kind: {kinds:?}");
+    println!("fail-closed error mid-outage: {}", f.sample_error);
     println!(
         "slowest call: {} ms ({:?}, {:?}); deadline {} ms",
         ms(max_latency),
@@ -330,6 +340,13 @@ fn check(name: &str, f: &Figures) {
         "failures before the fault"
     );
     assert!(failed_while_down > 0, "the outage was not noticed");
+    // A clear error: says it is the rate limiter's Redis backend, and why.
+    assert!(
+        f.sample_error.contains("rate-limit backend unavailable")
+            && (f.sample_error.contains("Redis") || f.sample_error.contains("redis")),
+        "unclear error: {}",
+        f.sample_error
+    );
     // The breaker opened after the fault and closed again after the server came back.
     let opened = f
         .transitions
