@@ -2,7 +2,7 @@
 //! exactly the messages in their `.stderr` files (spans, "did you mean", valid names);
 //! `tests/ui/pass/*.rs` must compile (each with `#![deny(warnings)]`).
 //!
-//! Regenerate the `.stderr` files after a deliberate change with `TRYBUILD=overwrite cargo test
+//! Regenerate the `.stderr` files after a deliberate change with `TRYBUILD=overwrite cargo test -p resilience-ui-tests
 //! --test ui`, then read the diff.
 
 #[test]

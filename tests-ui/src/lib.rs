@@ -1,0 +1,1 @@
+//! Holds the UI tests in `tests/`; no code of its own.
