@@ -391,10 +391,10 @@ fn retry_metrics() -> &'static RetryMetrics {
     })
 }
 
-/// After an attempt of an async `#[retry]` function: `Break` with the result to return, or
-/// `Continue` after the wait, for the next attempt.
+/// The decision shared by [`retry_step`] and [`retry_step_blocking`]: `Break` with the result to
+/// return, or `Continue` with the wait before the next attempt.
 #[inline]
-pub async fn retry_step<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+fn retry_decision<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R, Duration>
 where
     R: Outcome,
     P: FnOnce(&R::Err) -> bool,
@@ -407,11 +407,25 @@ where
         Err(error) => error,
     };
     match state.next_delay(&error, retry_if) {
-        Some(delay) => {
+        Some(delay) => ControlFlow::Continue(delay),
+        None => ControlFlow::Break(R::from_result(Err(error))),
+    }
+}
+
+/// After an attempt of an async `#[retry]` function: `Break` with the result to return, or
+/// `Continue` after the wait, for the next attempt.
+#[inline]
+pub async fn retry_step<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+where
+    R: Outcome,
+    P: FnOnce(&R::Err) -> bool,
+{
+    match retry_decision(state, outcome, retry_if) {
+        ControlFlow::Break(result) => ControlFlow::Break(result),
+        ControlFlow::Continue(delay) => {
             tokio::time::sleep(delay).await;
             ControlFlow::Continue(())
         }
-        None => ControlFlow::Break(R::from_result(Err(error))),
     }
 }
 
@@ -422,19 +436,12 @@ where
     R: Outcome,
     P: FnOnce(&R::Err) -> bool,
 {
-    let error = match outcome.into_result() {
-        Ok(value) => {
-            state.succeeded();
-            return ControlFlow::Break(R::from_result(Ok(value)));
-        }
-        Err(error) => error,
-    };
-    match state.next_delay(&error, retry_if) {
-        Some(delay) => {
+    match retry_decision(state, outcome, retry_if) {
+        ControlFlow::Break(result) => ControlFlow::Break(result),
+        ControlFlow::Continue(delay) => {
             std::thread::sleep(delay);
             ControlFlow::Continue(())
         }
-        None => ControlFlow::Break(R::from_result(Err(error))),
     }
 }
 
