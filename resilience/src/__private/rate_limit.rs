@@ -1,0 +1,183 @@
+//! `#[rate_limit]`: limiter cells, keys and checks.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use super::{Outcome, rejected_at_runtime};
+use crate::rate_limit::{KeyedRateLimiter, RateLimited, RateLimiter};
+
+/// Turns a rate-limit rejection into the wrapped function's error type.
+#[diagnostic::on_unimplemented(
+    message = "`#[rate_limit]` needs the function's error type `{Self}` to implement `From<RateLimited>`",
+    label = "`{Self}` cannot hold the limiter's rejection",
+    note = "add `impl From<resilience::RateLimited> for {Self}`, or return `anyhow::Error` / `Box<dyn Error + Send + Sync>`"
+)]
+pub trait FromRateLimited {
+    fn from_rate_limited(error: RateLimited) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<RateLimited>> FromRateLimited for E {
+    #[inline]
+    fn from_rate_limited(error: RateLimited) -> Self {
+        E::from(error)
+    }
+}
+
+/// `#[rate_limit]`'s numbers: `count` calls per `period_secs`, bucket of `burst` (default
+/// `count`).
+pub struct RateSpec {
+    pub count: u32,
+    pub period_secs: u64,
+    pub burst: Option<u32>,
+}
+
+/// The limiter of one `#[rate_limit]` function (a `static` in the generated body).
+pub struct LimiterCell {
+    spec: RateSpec,
+    limiter: OnceLock<RateLimiter>,
+}
+
+impl LimiterCell {
+    pub const fn new(spec: RateSpec) -> Self {
+        Self {
+            spec,
+            limiter: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &RateLimiter {
+        self.limiter.get_or_init(|| {
+            let spec = &self.spec;
+            let built = RateLimiter::builder()
+                .rate(spec.count, Duration::from_secs(spec.period_secs))
+                .burst(spec.burst.unwrap_or(spec.count))
+                .build();
+            match built {
+                Ok(limiter) => limiter,
+                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
+            }
+        })
+    }
+}
+
+/// The keyed limiter of one `#[rate_limit(key = ...)]` function.
+pub struct KeyedLimiterCell {
+    spec: RateSpec,
+    limiter: OnceLock<KeyedRateLimiter<String>>,
+}
+
+impl KeyedLimiterCell {
+    pub const fn new(spec: RateSpec) -> Self {
+        Self {
+            spec,
+            limiter: OnceLock::new(),
+        }
+    }
+
+    #[inline]
+    pub fn get(&self) -> &KeyedRateLimiter<String> {
+        self.limiter.get_or_init(|| {
+            let spec = &self.spec;
+            let built = KeyedRateLimiter::builder()
+                .rate(spec.count, Duration::from_secs(spec.period_secs))
+                .burst(spec.burst.unwrap_or(spec.count))
+                .build();
+            match built {
+                Ok(limiter) => limiter,
+                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
+            }
+        })
+    }
+}
+
+/// `Some(Err(..))` to return at once when the call is not admitted.
+#[inline]
+pub fn rate_limit_check<R>(limiter: &RateLimiter) -> Option<R>
+where
+    R: Outcome,
+    R::Err: FromRateLimited,
+{
+    match limiter.check() {
+        Ok(()) => None,
+        Err(limited) => Some(R::from_result(Err(R::Err::from_rate_limited(limited)))),
+    }
+}
+
+/// A `#[rate_limit(key = ...)]` key: strings without allocating, numbers and other `Display`
+/// values through a string.
+#[diagnostic::on_unimplemented(
+    message = "`#[rate_limit(key = ...)]` needs a string or a number as the key, not `{Self}`",
+    label = "this key is not a string or a number",
+    note = "pass a `&str` / `String`, an integer, or format the key yourself: `key = id.to_string()`"
+)]
+pub trait LimitKey {
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T;
+}
+
+impl LimitKey for str {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        f(self)
+    }
+}
+
+impl LimitKey for String {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        f(self)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for &K {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for Box<K> {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+impl<K: LimitKey + ?Sized> LimitKey for Arc<K> {
+    #[inline]
+    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+        (**self).with_key(f)
+    }
+}
+
+macro_rules! number_keys {
+    ($($t:ty)*) => {$(
+        impl LimitKey for $t {
+            #[inline]
+            fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+                f(&self.to_string())
+            }
+        }
+    )*};
+}
+number_keys!(u8 u16 u32 u64 u128 usize i8 i16 i32 i64 i128 isize char);
+
+/// [`rate_limit_check`] for a keyed limiter.
+#[inline]
+pub fn rate_limit_check_key<R, K>(limiter: &KeyedRateLimiter<String>, key: &K) -> Option<R>
+where
+    R: Outcome,
+    R::Err: FromRateLimited,
+    K: LimitKey + ?Sized,
+{
+    match key.with_key(|key| limiter.check_key(key)) {
+        Ok(()) => None,
+        Err(error) => {
+            // One token never exceeds the capacity (burst ≥ 1), so every refusal is "later".
+            let retry_after = error.retry_after().unwrap_or(Duration::ZERO);
+            let limited = RateLimited { retry_after };
+            Some(R::from_result(Err(R::Err::from_rate_limited(limited))))
+        }
+    }
+}

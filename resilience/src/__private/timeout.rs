@@ -1,0 +1,39 @@
+//! `#[timeout]` and `attempt_timeout_ms`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use super::Outcome;
+use crate::timeout::TimeoutError;
+
+/// Turns a timeout into the wrapped function's error type.
+#[diagnostic::on_unimplemented(
+    message = "`#[timeout]` / `attempt_timeout_ms` need the function's error type `{Self}` to implement `From<TimeoutError>`",
+    label = "`{Self}` cannot hold a timeout",
+    note = "add `impl From<resilience::timeout::TimeoutError> for {Self}`, or return `anyhow::Error` / `Box<dyn Error + Send + Sync>`"
+)]
+pub trait FromTimeout {
+    fn from_timeout(error: TimeoutError) -> Self;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: From<TimeoutError>> FromTimeout for E {
+    #[inline]
+    fn from_timeout(error: TimeoutError) -> Self {
+        E::from(error)
+    }
+}
+
+/// The body of a `#[timeout(ms = ...)]` function (and one attempt under `attempt_timeout_ms`).
+#[inline]
+pub async fn timeout_call<Fut, R>(ms: u64, future: Fut) -> R
+where
+    Fut: Future<Output = R>,
+    R: Outcome,
+    R::Err: FromTimeout,
+{
+    match crate::timeout::timeout(Duration::from_millis(ms), future).await {
+        Ok(outcome) => outcome,
+        Err(elapsed) => R::from_result(Err(R::Err::from_timeout(elapsed))),
+    }
+}
