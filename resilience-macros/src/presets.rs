@@ -14,3 +14,11 @@ pub(crate) const BACKOFF: &[&str] = &["fixed", "linear", "exponential", "exponen
 
 /// Shutdown priorities (`#[shutdown_hook(priority = "...")]`).
 pub(crate) const PRIORITY: &[&str] = &["critical", "high", "normal", "low", "background"];
+
+/// Rate-limit backends (`#[rate_limit(backend = "...")]`). These select the generated code
+/// rather than a runtime value, so they have no path of their own.
+pub(crate) const BACKEND: &[&str] = &["memory", "redis"];
+
+/// What a Redis-backed limiter does when Redis cannot answer
+/// (`#[rate_limit(on_redis_error = "...")]`); the path is `__private::on_redis_error::<name>`.
+pub(crate) const ON_REDIS_ERROR: &[&str] = &["open", "closed", "local"];

@@ -1,8 +1,10 @@
-//! `#[circuit_breaker("name")]` / `#[circuit_breaker(name = "...", preset = "...")]`.
+//! `#[circuit_breaker("name")]` / `#[circuit_breaker(name = "...", preset = "...")]`, and with
+//! `shared = true` a breaker whose state lives in Redis, shared by every process.
 
-use proc_macro2::TokenStream;
+use proc_macro2::{Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
-use syn::{Block, LitStr, Signature};
+use syn::spanned::Spanned;
+use syn::{Block, Expr, ExprLit, Lit, LitStr, Signature};
 
 use super::{Layer, inner_body, private, private_fn, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
@@ -21,15 +23,44 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        name: "shared",
+        kind: Kind::Expr,
+    },
+    Spec {
+        name: "client",
+        kind: Kind::Expr,
+    },
+    Spec {
         name: "crate",
         kind: Kind::Crate,
     },
 ];
 
+/// `shared = true`: the breaker's state lives in Redis.
+struct Shared {
+    /// The `true` literal: generated items that only exist with the runtime's `redis` feature
+    /// are spanned here.
+    span: Span,
+    client: Option<Expr>,
+}
+
 pub(super) struct Config {
     pub(super) krate: syn::Path,
     name: LitStr,
     preset: Option<LitStr>,
+    shared: Option<Shared>,
+}
+
+/// The bool literal inside `expr`, looking through invisible groups (from `macro_rules!`).
+fn bool_literal(expr: &Expr) -> Option<&syn::LitBool> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) => Some(b),
+        Expr::Group(group) => bool_literal(&group.expr),
+        Expr::Paren(paren) => bool_literal(&paren.expr),
+        _ => None,
+    }
 }
 
 impl Config {
@@ -48,11 +79,42 @@ impl Config {
             }
             None => LitStr::new(&sig.ident.unraw_string(), sig.ident.span()),
         };
+        let shared = match opts.expr("shared") {
+            Some(expr) => match bool_literal(expr) {
+                Some(b) if b.value => {
+                    if sig.asyncness.is_none() {
+                        errors.at(
+                            b.span,
+                            "`shared = true` needs an `async fn`: the shared state is read from Redis, awaited before the body",
+                        );
+                    }
+                    Some(Shared {
+                        span: b.span,
+                        client: opts.expr("client").cloned(),
+                    })
+                }
+                Some(_) => None,
+                None => {
+                    errors.at(
+                        expr.span(),
+                        "`shared` expects `true` or `false`; write it like `shared = true`",
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        if shared.is_none()
+            && let Some(opt) = opts.get("client")
+        {
+            errors.at(opt.key_span, "`client` only applies with `shared = true`");
+        }
         errors.finish()?;
         Ok(Self {
             krate: opts.krate(),
             name,
             preset: opts.name("preset").map(|(_, lit)| lit.clone()),
+            shared,
         })
     }
 
@@ -70,6 +132,26 @@ impl Config {
         };
         let body = inner_body(sig, &body);
         let span = return_span(sig);
+        if let Some(shared) = &self.shared {
+            // Only exists with the runtime's `redis` feature: a missing item is reported at
+            // `shared = true`.
+            let cell = private_fn(krate, shared.span, "SharedBreakerCell");
+            let call = private_fn(krate, span, "shared_breaker_call");
+            let client = match &shared.client {
+                Some(expr) => {
+                    let source = private_fn(krate, expr.span(), "redis_client_source");
+                    quote_spanned!(expr.span()=> || #source(#expr))
+                }
+                None => quote!(#krate::__private::default_redis_client),
+            };
+            return quote! {
+                static __RESILIENCE_BREAKER: #cell = #cell::new(#name, #preset);
+                #call(
+                    __RESILIENCE_BREAKER.get(#client),
+                    move || async move { #body },
+                ).await
+            };
+        }
         let cell = quote! {
             // Resolved once per function, not looked up by name on every call.
             static __RESILIENCE_BREAKER: #krate::__private::BreakerCell =

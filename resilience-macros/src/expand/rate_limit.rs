@@ -1,15 +1,19 @@
-//! `#[rate_limit(per_second = 10, burst = 20)]`, optionally keyed: `key = <expr>`.
+//! `#[rate_limit(per_second = 10, burst = 20)]`, optionally keyed: `key = <expr>`, and with
+//! `backend = "redis"` shared by every process through Redis.
 //!
 //! The check runs before the body, which then runs inline: a rejected call returns
-//! `Err(E::from(RateLimited))` without running the body.
+//! `Err(E::from(RateLimited))` without running the body. The in-memory backend's expansion does
+//! not change with the Redis options (they are rejected without `backend = "redis"`).
 
-use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Block, Signature};
+use syn::{Block, LitStr, Signature};
 
 use super::{Layer, private_fn, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
+use crate::presets;
 
 const SPECS: &[Spec] = &[
     Spec {
@@ -29,10 +33,47 @@ const SPECS: &[Spec] = &[
         kind: Kind::Expr,
     },
     Spec {
+        name: "backend",
+        kind: Kind::Name {
+            what: "rate-limit backend",
+            names: presets::BACKEND,
+        },
+    },
+    Spec {
+        name: "on_redis_error",
+        kind: Kind::Name {
+            what: "Redis failure policy",
+            names: presets::ON_REDIS_ERROR,
+        },
+    },
+    Spec {
+        name: "name",
+        kind: Kind::Str,
+    },
+    Spec {
+        name: "client",
+        kind: Kind::Expr,
+    },
+    Spec {
         name: "crate",
         kind: Kind::Crate,
     },
 ];
+
+/// The options that only mean something with `backend = "redis"`.
+const REDIS_ONLY: [&str; 3] = ["on_redis_error", "name", "client"];
+
+/// `backend = "redis"`: where the buckets live and what happens when Redis cannot answer.
+struct Redis {
+    /// The `backend = "redis"` literal: generated items that only exist with the runtime's
+    /// `redis` feature are spanned here.
+    backend: Span,
+    /// The limiter's name (a string literal, or the function's path).
+    name: TokenStream,
+    /// `on_redis_error`: the name and where it was written (call site for the default).
+    on_error: (&'static str, Span),
+    client: Option<syn::Expr>,
+}
 
 pub(super) struct Config {
     pub(super) krate: syn::Path,
@@ -41,6 +82,7 @@ pub(super) struct Config {
     period_secs: u64,
     burst: Option<u64>,
     key: Option<syn::Expr>,
+    redis: Option<Redis>,
 }
 
 impl Config {
@@ -76,6 +118,48 @@ impl Config {
                 None
             }
         };
+        let redis = match opts.name("backend") {
+            Some(("redis", lit)) => {
+                if sig.asyncness.is_none() {
+                    errors.at(
+                        lit.span(),
+                        "`backend = \"redis\"` needs an `async fn`: the Redis check is a network round trip, awaited before the body",
+                    );
+                }
+                let name = match opts.str("name") {
+                    Some(name) => {
+                        if name.value().is_empty() {
+                            errors.at(name.span(), "the limiter's `name` must not be empty");
+                        }
+                        quote!(#name)
+                    }
+                    // The function's path: two functions never share buckets by accident.
+                    None => {
+                        let fn_name = LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span());
+                        quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+                    }
+                };
+                Some(Redis {
+                    backend: lit.span(),
+                    name,
+                    on_error: opts
+                        .name("on_redis_error")
+                        .map_or(("local", Span::call_site()), |(n, lit)| (n, lit.span())),
+                    client: opts.expr("client").cloned(),
+                })
+            }
+            _ => {
+                for n in REDIS_ONLY {
+                    if let Some(opt) = opts.get(n) {
+                        errors.at(
+                            opt.key_span,
+                            format!("`{n}` only applies with `backend = \"redis\"`"),
+                        );
+                    }
+                }
+                None
+            }
+        };
         errors.finish()?;
         let (count, period_secs) = rate.unwrap_or((1, 1));
         Ok(Self {
@@ -84,6 +168,7 @@ impl Config {
             period_secs,
             burst: opts.int("burst").map(|(v, _)| v),
             key: opts.expr("key").cloned(),
+            redis,
         })
     }
 
@@ -104,6 +189,10 @@ impl Config {
             #krate::__private::RateSpec { count: #count, period_secs: #period, burst: #burst }
         };
         let stmts = &body.stmts;
+        if let Some(redis) = &self.redis {
+            let check = self.redis_check(sig, redis, &spec);
+            return quote!(#check #(#stmts)*);
+        }
         let check = match &self.key {
             None => quote! {
                 static __RESILIENCE_LIMITER: #krate::__private::LimiterCell =
@@ -128,5 +217,45 @@ impl Config {
             }
         };
         quote!(#check #(#stmts)*)
+    }
+}
+
+impl Config {
+    /// The check of `backend = "redis"`: one awaited round trip before the body.
+    fn redis_check(&self, sig: &Signature, redis: &Redis, spec: &TokenStream) -> TokenStream {
+        let krate = &self.krate;
+        // Only exists with the runtime's `redis` feature: a missing item is reported at
+        // `backend = "redis"`.
+        let cell = private_fn(krate, redis.backend, "RedisLimiterCell");
+        let (on_error, on_error_span) = redis.on_error;
+        // Spanned on the user's literal: a name the runtime lacks fails to compile right there.
+        let policy_ident = format_ident!("{}", on_error, span = on_error_span);
+        let policy =
+            quote_spanned!(on_error_span=> #krate::__private::on_redis_error::#policy_ident);
+        let verdict_fn = if on_error == "closed" {
+            private_fn(krate, return_span(sig), "redis_rate_limit_verdict_closed")
+        } else {
+            private_fn(krate, return_span(sig), "redis_rate_limit_verdict")
+        };
+        let client = match &redis.client {
+            Some(expr) => {
+                let source = private_fn(krate, expr.span(), "redis_client_source");
+                quote_spanned!(expr.span()=> || #source(#expr))
+            }
+            None => quote!(#krate::__private::default_redis_client),
+        };
+        let key = match &self.key {
+            Some(key) => quote_spanned!(key.span()=> &(#key)),
+            None => quote!(#krate::__private::REDIS_UNKEYED),
+        };
+        let name = &redis.name;
+        quote! {
+            static __RESILIENCE_LIMITER: #cell = #cell::new(#spec, #name, #policy);
+            if let ::core::option::Option::Some(__resilience_rejected) =
+                #verdict_fn(__RESILIENCE_LIMITER.check(#client, #key).await)
+            {
+                return __resilience_rejected;
+            }
+        }
     }
 }

@@ -61,6 +61,8 @@ pub mod presets {
 mod breaker;
 mod bulkhead;
 mod rate_limit;
+#[cfg(feature = "redis")]
+mod redis_backend;
 mod redis_key;
 mod retry;
 mod shutdown_hook;
@@ -68,6 +70,8 @@ mod timeout;
 pub use breaker::*;
 pub use bulkhead::*;
 pub use rate_limit::*;
+#[cfg(feature = "redis")]
+pub use redis_backend::*;
 pub use redis_key::*;
 pub use retry::*;
 pub use shutdown_hook::*;

@@ -1,5 +1,6 @@
 //! `#[rate_limit]`: limiter cells, keys and checks.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -114,12 +115,20 @@ where
 )]
 pub trait LimitKey {
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T;
+
+    /// The key as a string to keep across an `.await` (the Redis backend): borrowed when it is
+    /// one already.
+    fn key_str(&self) -> Cow<'_, str>;
 }
 
 impl LimitKey for str {
     #[inline]
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         f(self)
+    }
+
+    fn key_str(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
     }
 }
 
@@ -128,12 +137,20 @@ impl LimitKey for String {
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         f(self)
     }
+
+    fn key_str(&self) -> Cow<'_, str> {
+        Cow::Borrowed(self)
+    }
 }
 
 impl<K: LimitKey + ?Sized> LimitKey for &K {
     #[inline]
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         (**self).with_key(f)
+    }
+
+    fn key_str(&self) -> Cow<'_, str> {
+        (**self).key_str()
     }
 }
 
@@ -142,12 +159,20 @@ impl<K: LimitKey + ?Sized> LimitKey for Box<K> {
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         (**self).with_key(f)
     }
+
+    fn key_str(&self) -> Cow<'_, str> {
+        (**self).key_str()
+    }
 }
 
 impl<K: LimitKey + ?Sized> LimitKey for Arc<K> {
     #[inline]
     fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
         (**self).with_key(f)
+    }
+
+    fn key_str(&self) -> Cow<'_, str> {
+        (**self).key_str()
     }
 }
 
@@ -157,6 +182,10 @@ macro_rules! number_keys {
             #[inline]
             fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
                 f(&self.to_string())
+            }
+
+            fn key_str(&self) -> Cow<'_, str> {
+                Cow::Owned(self.to_string())
             }
         }
     )*};

@@ -34,6 +34,7 @@
 mod client;
 mod cluster;
 mod config;
+mod default_client;
 mod error;
 pub mod keys;
 mod lock;
@@ -44,6 +45,7 @@ mod shared_breaker;
 
 pub use client::{RedisClient, Versioned};
 pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsOptions};
+pub use default_client::{default_client, set_default_client};
 pub use error::RedisError;
 pub use keys::{
     BreakerKey, CacheKey, IdempotencyKey, KeySegment, KeyWriter, Keys, LockKey, RateLimitKey,
