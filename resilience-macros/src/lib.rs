@@ -243,7 +243,8 @@ pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
 ///
 /// - `max_concurrent` (required): calls running at once. `max_queued` (default 0): calls that
 ///   may wait for a slot, in FIFO order; beyond them a call is refused at once.
-///   `queue_timeout_ms` (default: wait until a slot frees): how long a queued call waits.
+///   `queue_timeout_ms` (default: wait until a slot frees; needs `max_queued`): how long a
+///   queued call waits.
 /// - The function must be `async` and return `Result<T, E>` with `E: From<BulkheadFull>`.
 /// - The bulkhead lives in a `static` per function, shared by all its callers; the slot is held
 ///   until the body's future completes or is dropped.
