@@ -133,7 +133,45 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 /// ```
 ///
-/// `retry_if` decides which errors are retried; the others are returned at once:
+/// The error type's `Retryable` impl decides what is retried, and may ask for its own wait:
+///
+/// ```
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use std::time::Duration;
+/// use resilience::{Retryable, retry};
+///
+/// #[derive(Debug, PartialEq)]
+/// enum ApiError { Throttled { wait: Duration }, NotFound }
+///
+/// impl Retryable for ApiError {
+///     fn is_retryable(&self) -> bool { matches!(self, ApiError::Throttled { .. }) }
+///     fn retry_after(&self) -> Option<Duration> {
+///         match self { ApiError::Throttled { wait } => Some(*wait), ApiError::NotFound => None }
+///     }
+/// }
+///
+/// static CALLS: AtomicU32 = AtomicU32::new(0);
+///
+/// #[retry(preset = "patient")] // 5 attempts, 2 s initial delay
+/// async fn item(id: u64) -> Result<String, ApiError> {
+///     match CALLS.fetch_add(1, Ordering::SeqCst) {
+///         _ if id == 0 => Err(ApiError::NotFound),
+///         0 => Err(ApiError::Throttled { wait: Duration::from_secs(5) }),
+///         _ => Ok(format!("item {id}")),
+///     }
+/// }
+///
+/// #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// async fn main() {
+///     assert_eq!(item(0).await, Err(ApiError::NotFound)); // not retryable: returned at once
+///     assert_eq!(CALLS.swap(0, Ordering::SeqCst), 1);
+///     let start = tokio::time::Instant::now();
+///     assert_eq!(item(7).await.unwrap(), "item 7"); // throttled once, then served
+///     assert!(start.elapsed() >= Duration::from_secs(5)); // the wait the error asked for
+/// }
+/// ```
+///
+/// `retry_if` replaces the classification (and then the error type need not be `Retryable`):
 ///
 /// ```
 /// use std::sync::atomic::{AtomicU32, Ordering};
@@ -170,9 +208,10 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   refused / reset, timeouts and the like), and a `Retry-After` hint from
 ///   `Retryable::retry_after` replaces the backoff delay. `retry_if = path_or_closure`
 ///   (`Fn(&E) -> bool`) replaces the classification, and then `E` need not implement it.
-/// - `attempt_timeout_ms` bounds each attempt (needs `E: From<TimeoutError>`). `total_timeout_ms`
-///   bounds the sequence, counted from the first failure: a wait that would reach it is not
-///   started, and the last error is returned instead.
+/// - `total_timeout_ms` bounds the sequence, counted from the first failure: a wait that would
+///   reach it is not started, and the last error is returned instead. `attempt_timeout_ms`
+///   (needs `E: From<TimeoutError>`) bounds each attempt, and with it the total deadline also
+///   cuts a running attempt.
 /// - The body runs once per attempt, so each argument is cloned per attempt (a non-`Clone`
 ///   argument is a compile error at its type; `&mut T` arguments are re-borrowed) and `&self` /
 ///   `&mut self` are re-borrowed; by-value `self` and destructuring patterns are rejected.
