@@ -5,16 +5,34 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures_util::FutureExt;
+use resilience::retry::Retryable;
 use resilience::{BulkheadFull, RateLimited, TimeoutError, bulkhead, rate_limit, retry, timeout};
 use tokio::time::Instant;
 
 #[derive(Debug, PartialEq)]
 enum Error {
     Transient(u32),
+    Throttled(Duration),
     Fatal,
     Limited,
     Full,
     TimedOut,
+}
+
+/// What `#[retry]` without `retry_if` consults: the same classification `retry()` uses.
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Transient(_) | Self::Throttled(_) | Self::TimedOut
+        )
+    }
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Throttled(wait) => Some(*wait),
+            _ => None,
+        }
+    }
 }
 
 impl From<RateLimited> for Error {
@@ -168,6 +186,90 @@ async fn attempt_timeout_cuts_each_attempt() {
     assert_eq!(slow(&calls).await, Err(Error::TimedOut));
     assert_eq!(calls.load(Ordering::SeqCst), 2);
     assert_eq!(start.elapsed(), Duration::from_millis(210));
+}
+
+#[retry(max_attempts = 5, initial_delay_ms = 10, max_delay_ms = 10)]
+async fn fatal_by_classification(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Error::Fatal)
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_retry_if_the_error_types_classification_decides() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    assert_eq!(fatal_by_classification(&calls).await, Err(Error::Fatal));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert_eq!(start.elapsed(), Duration::ZERO);
+}
+
+#[retry(
+    max_attempts = 3,
+    initial_delay_ms = 10,
+    max_delay_ms = 10,
+    backoff = "fixed"
+)]
+async fn throttled_once(calls: &AtomicU32) -> Result<u32, Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if n == 1 {
+        return Err(Error::Throttled(Duration::from_secs(3)));
+    }
+    Ok(n)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_after_hint_replaces_the_backoff() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    assert_eq!(throttled_once(&calls).await, Ok(2));
+    // The error asked for 3 s; the fixed 10 ms backoff is not used.
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+#[retry(
+    max_attempts = 10,
+    initial_delay_ms = 10,
+    max_delay_ms = 10,
+    backoff = "fixed",
+    total_timeout_ms = 1500,
+    attempt_timeout_ms = 1000
+)]
+async fn hangs(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    std::future::pending::<()>().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_attempt_timeouts_the_deadline_cuts_a_running_attempt() {
+    let calls = AtomicU32::new(0);
+    let start = Instant::now();
+    // Attempt 1 is cut at 1000 ms; the deadline then runs to 2500 ms. Attempt 2 runs
+    // 1010..2010 (cut), attempt 3 starts at 2020 and is cut by the deadline at 2500, not at 3020.
+    assert_eq!(hangs(&calls).await, Err(Error::TimedOut));
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(start.elapsed(), Duration::from_millis(2500));
+}
+
+#[retry(
+    max_attempts = 5,
+    initial_delay_ms = 1000,
+    max_delay_ms = 1000,
+    backoff = "fixed"
+)]
+fn blocking_fatal(calls: &AtomicU32) -> Result<(), Error> {
+    calls.fetch_add(1, Ordering::SeqCst);
+    Err(Error::Fatal)
+}
+
+#[test]
+fn sync_fns_use_the_classification_too() {
+    let calls = AtomicU32::new(0);
+    let start = std::time::Instant::now();
+    assert_eq!(blocking_fatal(&calls), Err(Error::Fatal));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    // No 1 s wait happened (a retry would have slept for real).
+    assert!(start.elapsed() < Duration::from_millis(500));
 }
 
 struct Account {

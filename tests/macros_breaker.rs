@@ -14,6 +14,13 @@ enum Error {
     Down(u32),
 }
 
+impl resilience::retry::Retryable for Error {
+    /// A refusal of an open breaker is not worth an immediate retry; a failed call is.
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Down(_))
+    }
+}
+
 impl From<CircuitOpenError> for Error {
     fn from(_: CircuitOpenError) -> Self {
         Self::Open
@@ -92,6 +99,33 @@ async fn a_retried_sequence_counts_once_in_an_outer_breaker() {
     assert_eq!(breaker.state(), CircuitState::Open);
     assert_eq!(retried_inside_breaker().await, Err(Error::Open));
     assert_eq!(STACK_RUNS.load(Ordering::SeqCst), 9);
+}
+
+static OUTER_RUNS: AtomicU32 = AtomicU32::new(0);
+
+/// The other order: every attempt goes through the breaker, and its refusal (not retryable for
+/// this error type) ends the sequence at once.
+#[retry(
+    max_attempts = 5,
+    initial_delay_ms = 10,
+    max_delay_ms = 10,
+    backoff = "fixed"
+)]
+#[circuit_breaker(name = "macro-retry-outside", preset = "aggressive")]
+async fn breaker_inside_retry() -> Result<(), Error> {
+    let n = OUTER_RUNS.fetch_add(1, Ordering::SeqCst) + 1;
+    Err(Error::Down(n))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_retry_outside_the_breaker_stops_when_it_opens() {
+    // aggressive: three failed attempts open it; the fourth attempt is refused, not retried.
+    assert_eq!(breaker_inside_retry().await, Err(Error::Open));
+    assert_eq!(OUTER_RUNS.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        get_circuit_breaker("macro-retry-outside").state(),
+        CircuitState::Open
+    );
 }
 
 #[circuit_breaker("macro-configured")]

@@ -7,6 +7,12 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use resilience::metrics::{RETRY_ATTEMPTS_COUNT, RETRY_ATTEMPTS_TOTAL};
 use resilience::retry::{Backoff, RetryPolicy};
 
+/// The attribute drives the same engine, so it reports on the same series.
+#[resilience::retry(max_attempts = 2, initial_delay_ms = 5, max_delay_ms = 5)]
+async fn attribute_exhausted() -> Result<(), io::Error> {
+    Err(io::Error::from(io::ErrorKind::ConnectionReset))
+}
+
 #[tokio::test(start_paused = true)]
 async fn retries_are_counted_by_outcome() {
     let recorder = DebuggingRecorder::new();
@@ -20,7 +26,7 @@ async fn retries_are_counted_by_outcome() {
         .max_delay(std::time::Duration::from_millis(5))
         .build()
         .unwrap();
-    // 1: success first try; 2: success on the 3rd attempt; 3: exhausted; 4: not retryable.
+    // 1: success first try; 2: success on the 3rd attempt; 3: exhausted; 4: not retryable;
     let _ = policy.retry(|| async { Ok::<_, io::Error>(()) }).await;
     let mut n = 0;
     let _ = policy
@@ -42,6 +48,8 @@ async fn retries_are_counted_by_outcome() {
     let _ = policy
         .retry(|| async { Err::<(), _>(io::Error::from(io::ErrorKind::NotFound)) })
         .await;
+    // 5: through `#[retry]`, exhausted after 2 attempts.
+    assert!(attribute_exhausted().await.is_err());
 
     let mut counts = std::collections::BTreeMap::new();
     let mut histogram = Vec::new();
@@ -65,9 +73,9 @@ async fn retries_are_counted_by_outcome() {
     }
     let get = |k: &str| counts.get(k).copied().unwrap_or(0);
     assert_eq!(get("success"), 2);
-    assert_eq!(get("retry"), 4); // 2 in the second sequence, 2 in the third
-    assert_eq!(get("exhausted"), 1);
+    assert_eq!(get("retry"), 5); // 2 in the second sequence, 2 in the third, 1 in the fifth
+    assert_eq!(get("exhausted"), 2);
     assert_eq!(get("not_retryable"), 1);
     histogram.sort_by(f64::total_cmp);
-    assert_eq!(histogram, [1.0, 1.0, 3.0, 3.0]);
+    assert_eq!(histogram, [1.0, 1.0, 2.0, 3.0, 3.0]);
 }

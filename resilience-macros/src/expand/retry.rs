@@ -218,34 +218,43 @@ impl Config {
                 quote_spanned!(*span=> let #ident = &mut *#ident;)
             }
         });
-        let predicate = match &self.retry_if {
-            Some(expr) => quote!(#expr),
-            None => quote!(#krate::__private::retry_every_error),
-        };
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
+        let span = return_span(sig);
         let attempt = if asyncness {
             let attempt = quote!(async { #body });
-            match self.attempt_timeout_ms {
-                Some(ms) => {
-                    let call = private_fn(krate, return_span(sig), "timeout_call");
-                    quote!(#call(#ms, #attempt).await)
-                }
-                None => quote!(#attempt.await),
+            if self.attempt_timeout_ms.is_some() {
+                let timed = private_fn(krate, span, "timed_attempt");
+                quote!(#timed(&__resilience_retry, #attempt).await)
+            } else {
+                quote!(#p::plain(#attempt.await))
             }
         } else {
-            quote!(#p::call_once(|| { #body }))
+            quote!(#p::plain(#p::call_once(|| { #body })))
+        };
+        let step_name = match (asyncness, self.retry_if.is_some()) {
+            (true, false) => "retry_step",
+            (true, true) => "retry_step_if",
+            (false, false) => "retry_step_blocking",
+            (false, true) => "retry_step_blocking_if",
+        };
+        let step = private_fn(krate, span, step_name);
+        let args = match &self.retry_if {
+            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr),
+            None => quote!(&mut __resilience_retry, __resilience_outcome),
         };
         let step = if asyncness {
-            let step = private_fn(krate, return_span(sig), "retry_step");
-            quote!(#step(&mut __resilience_retry, __resilience_outcome, #predicate).await)
+            quote!(#step(#args).await)
         } else {
-            let step = private_fn(krate, return_span(sig), "retry_step_blocking");
-            quote!(#step(&mut __resilience_retry, __resilience_outcome, #predicate))
+            quote!(#step(#args))
+        };
+        let attempt_timeout = match self.attempt_timeout_ms {
+            Some(ms) => quote!(::core::option::Option::Some(#ms)),
+            None => quote!(::core::option::Option::None),
         };
         quote! {
             static __RESILIENCE_POLICY: #krate::__private::RetryCell =
-                #krate::__private::RetryCell::new(#source);
+                #krate::__private::RetryCell::new(#source, #attempt_timeout);
             let mut __resilience_retry = #krate::__private::RetryLoop::new(__RESILIENCE_POLICY.get());
             loop {
                 let __resilience_outcome = {

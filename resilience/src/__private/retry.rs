@@ -1,14 +1,21 @@
 //! `#[retry]`: the policy cell and the per-attempt steps.
+//!
+//! The generated code keeps the loop (so each attempt re-borrows `&self` / `&mut self` and
+//! clones the arguments inline) and asks the retry engine's [`Sequence`] what to do after each
+//! failure: the same classification, `Retry-After` hints, backoff, deadline, cancellation,
+//! metrics and events as `retry()` / `RetryPolicy::run`.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::ops::ControlFlow;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
-use tokio::time::Instant;
-
-use super::{Outcome, rejected_at_runtime};
-use crate::retry::{Backoff, DeadlineStart, RetryPolicy, RetryPreset};
+use super::{FromTimeout, Outcome, rejected_at_runtime};
+use crate::retry::engine::{
+    Cut, Failure, Last, Mode, Moment, Sequence, Stop, SystemClock, Timed, Verdict, classify,
+};
+use crate::retry::{Backoff, RetryPolicy, RetryPreset, Retryable};
 
 /// Where a `#[retry]` function's policy comes from.
 pub enum RetrySource {
@@ -32,216 +39,318 @@ pub struct RetrySpec {
 /// The policy of one `#[retry]` function, built on first use (a `static` in the generated body).
 pub struct RetryCell {
     source: RetrySource,
+    attempt_timeout_ms: Option<u64>,
     policy: OnceLock<RetryPolicy>,
 }
 
 impl RetryCell {
-    pub const fn new(source: RetrySource) -> Self {
+    pub const fn new(source: RetrySource, attempt_timeout_ms: Option<u64>) -> Self {
         Self {
             source,
+            attempt_timeout_ms,
             policy: OnceLock::new(),
         }
     }
 
     #[inline]
     pub fn get(&self) -> &RetryPolicy {
-        self.policy.get_or_init(|| build_policy(&self.source))
+        self.policy.get_or_init(|| self.build())
+    }
+
+    #[cold]
+    fn build(&self) -> RetryPolicy {
+        let mut builder = match &self.source {
+            RetrySource::Default => RetryPolicy::builder(),
+            RetrySource::Preset(preset) => preset.builder(),
+            RetrySource::Custom(spec) => {
+                let mut b = RetryPolicy::builder();
+                if let Some(n) = spec.max_attempts {
+                    b = b.max_attempts(n);
+                }
+                if let Some(ms) = spec.initial_delay_ms {
+                    b = b.initial_delay(Duration::from_millis(ms));
+                }
+                if let Some(ms) = spec.max_delay_ms {
+                    b = b.max_delay(Duration::from_millis(ms));
+                }
+                if let Some(backoff) = spec.backoff {
+                    b = b.backoff(backoff);
+                }
+                if let Some(ms) = spec.total_timeout_ms {
+                    b = b.total_timeout(Duration::from_millis(ms));
+                }
+                b
+            }
+        };
+        if let Some(ms) = self.attempt_timeout_ms {
+            builder = builder.attempt_timeout(Duration::from_millis(ms));
+        }
+        match builder.build() {
+            Ok(policy) => policy,
+            Err(error) => rejected_at_runtime("#[retry]", &error),
+        }
     }
 }
 
-#[cold]
-fn build_policy(source: &RetrySource) -> RetryPolicy {
-    let spec = match source {
-        RetrySource::Default => return RetryPolicy::default(),
-        RetrySource::Preset(preset) => return RetryPolicy::from(*preset),
-        RetrySource::Custom(spec) => spec,
-    };
-    let mut builder = RetryPolicy::builder();
-    if let Some(n) = spec.max_attempts {
-        builder = builder.max_attempts(n);
-    }
-    if let Some(ms) = spec.initial_delay_ms {
-        builder = builder.initial_delay(Duration::from_millis(ms));
-    }
-    if let Some(ms) = spec.max_delay_ms {
-        builder = builder.max_delay(Duration::from_millis(ms));
-    }
-    if let Some(backoff) = spec.backoff {
-        builder = builder.backoff(backoff);
-    }
-    if let Some(ms) = spec.total_timeout_ms {
-        builder = builder.total_timeout(Duration::from_millis(ms));
-    }
-    match builder.build() {
-        Ok(policy) => policy,
-        Err(error) => rejected_at_runtime("#[retry]", &error),
+/// The error type of a `#[retry]` function without `retry_if`: classified by [`Retryable`].
+#[diagnostic::on_unimplemented(
+    message = "`#[retry]` needs to know which `{Self}` errors are worth retrying",
+    label = "`{Self}` does not implement `resilience::retry::Retryable`",
+    note = "implement `resilience::retry::Retryable` for `{Self}` (its `retry_after` may also carry a Retry-After hint), or give `#[retry(retry_if = path::to::predicate)]` with a `fn(&{Self}) -> bool`"
+)]
+pub trait RetryableError: 'static {
+    fn verdict(&self, policy: &RetryPolicy) -> Verdict;
+}
+
+#[diagnostic::do_not_recommend]
+impl<E: Retryable + 'static> RetryableError for E {
+    #[inline]
+    fn verdict(&self, policy: &RetryPolicy) -> Verdict {
+        classify(policy, self)
     }
 }
 
-/// Retry every error (the default of `#[retry]` without `retry_if`).
-#[inline(always)]
-pub fn retry_every_error<E>(_: &E) -> bool {
-    true
+/// The state of one `#[retry]` call: the engine's sequence over the function's error type, on
+/// tokio's clock (async) or std's (sync).
+pub struct RetryLoop<E, I> {
+    seq: Sequence<'static, E, I>,
 }
 
-/// The state of one `#[retry]` call: which attempt runs, and the deadline once it is known.
-pub struct RetryLoop {
-    policy: &'static RetryPolicy,
-    attempt: u32,
-    deadline: Option<Instant>,
-}
-
-impl RetryLoop {
+impl<E: 'static, I: Moment> RetryLoop<E, I> {
     #[inline]
     pub fn new(policy: &'static RetryPolicy) -> Self {
-        let deadline = match (policy.total_timeout(), policy.deadline_start()) {
-            (Some(total), DeadlineStart::FirstAttempt) => Some(Instant::now() + total),
-            _ => None,
-        };
         Self {
-            policy,
-            attempt: 1,
-            deadline,
+            seq: Sequence::starting_now(policy),
         }
     }
+}
 
-    /// After a failed attempt: the wait before the next one, or `None` to give up (attempts
-    /// exhausted, error not retryable, or the wait would reach the deadline). Metrics and events
-    /// follow the retry engine's (`retry_attempts_total{outcome}`, `retry_attempts_count`).
-    fn next_delay<E>(&mut self, error: &E, retry_if: impl FnOnce(&E) -> bool) -> Option<Duration> {
-        let policy = self.policy;
-        let attempts = self.attempt;
-        let m = retry_metrics();
-        let stop = if !retry_if(error) {
-            Some((&m.not_retryable, "not_retryable"))
-        } else if attempts >= policy.max_attempts() {
-            Some((&m.exhausted, "exhausted"))
-        } else {
-            None
-        };
-        let delay = policy.delay(attempts, jitter_draw(policy));
-        let stop = stop.or_else(|| {
-            let total = policy.total_timeout()?;
-            let now = Instant::now();
-            let deadline = *self.deadline.get_or_insert(now + total);
-            (now + delay >= deadline).then_some((&m.deadline, "deadline"))
-        });
-        if let Some((counter, outcome)) = stop {
-            counter.increment(1);
-            m.attempts.record(f64::from(attempts));
-            tracing::debug!(
-                target: "resilience::retry",
-                outcome,
-                attempts,
-                max_attempts = policy.max_attempts(),
-                "giving up"
-            );
-            return None;
-        }
-        m.retry.increment(1);
-        tracing::debug!(
-            target: "resilience::retry",
-            attempt = attempts,
-            max_attempts = policy.max_attempts(),
-            delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-            "attempt failed; retrying"
-        );
-        self.attempt += 1;
-        Some(delay)
+/// The `Ok` and `Err` types of an attempt's result.
+type OkOf<A> = <<A as AttemptOutcome>::R as Outcome>::Ok;
+type ErrOf<A> = <<A as AttemptOutcome>::R as Outcome>::Err;
+/// After a failed attempt: the wait, and the failure to report if the sequence stops later.
+type Wait<A> = (Duration, Last<ErrOf<A>, <A as AttemptOutcome>::Cut>);
+
+/// What one attempt produced: the function's result, or (with `attempt_timeout_ms`) a cut.
+pub trait AttemptOutcome {
+    type R: Outcome;
+    type Cut: crate::retry::engine::CutLike;
+    fn split(self) -> Result<OkOf<Self>, Failure<ErrOf<Self>, Self::Cut>>;
+    fn give_up(stop: Stop<<Self::R as Outcome>::Err, Self::Cut>) -> Self::R;
+}
+
+/// An attempt nothing could cut.
+pub struct Plain<R>(pub R);
+
+impl<R: Outcome> AttemptOutcome for Plain<R> {
+    type R = R;
+    type Cut = Infallible;
+    #[inline(always)]
+    fn split(self) -> Result<R::Ok, Failure<R::Err, Infallible>> {
+        self.0.into_result().map_err(Failure::Error)
     }
+    fn give_up(stop: Stop<R::Err, Infallible>) -> R {
+        R::from_result(Err(stop.into_last_error()))
+    }
+}
 
+/// An attempt run under the per-attempt timeout and the total deadline.
+pub struct TimedOutcome<R>(Result<R, Cut>);
+
+impl<R> AttemptOutcome for TimedOutcome<R>
+where
+    R: Outcome,
+    R::Err: FromTimeout,
+{
+    type R = R;
+    type Cut = Cut;
     #[inline]
-    fn succeeded(&self) {
-        let m = retry_metrics();
-        m.success.increment(1);
-        m.attempts.record(f64::from(self.attempt));
+    fn split(self) -> Result<R::Ok, Failure<R::Err, Cut>> {
+        match self.0 {
+            Ok(outcome) => outcome.into_result().map_err(Failure::Error),
+            Err(cut) => Err(Failure::Cut(cut)),
+        }
+    }
+    fn give_up(stop: Stop<R::Err, Cut>) -> R {
+        let error = match stop {
+            Stop::NotRetryable { error, .. } => error,
+            Stop::Exhausted { last, .. }
+            | Stop::Deadline { last, .. }
+            | Stop::Cancelled { last, .. } => match last {
+                Last::Error(e) => e,
+                Last::Cut(cut, _) => R::Err::from_timeout(cut.timeout()),
+            },
+        };
+        R::from_result(Err(error))
     }
 }
 
-/// The jitter draw in `[0, 1)` (none without jitter).
-fn jitter_draw(policy: &RetryPolicy) -> f64 {
-    if policy.jitter() <= 0.0 {
-        0.0
-    } else {
-        rand::random::<f64>()
-    }
+/// Wraps an attempt nothing can cut (the generated code's default).
+#[inline(always)]
+pub fn plain<R>(outcome: R) -> Plain<R> {
+    Plain(outcome)
 }
 
-/// Metric handles, resolved once per process (the same series as the retry engine's).
-struct RetryMetrics {
-    success: Counter,
-    retry: Counter,
-    exhausted: Counter,
-    deadline: Counter,
-    not_retryable: Counter,
-    attempts: Histogram,
-}
-
-fn retry_metrics() -> &'static RetryMetrics {
-    use crate::metrics::{RETRY_ATTEMPTS_COUNT, RETRY_ATTEMPTS_TOTAL};
-    static METRICS: OnceLock<RetryMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| RetryMetrics {
-        success: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "success"),
-        retry: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "retry"),
-        exhausted: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "exhausted"),
-        deadline: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "deadline"),
-        not_retryable: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "not_retryable"),
-        attempts: metrics::histogram!(RETRY_ATTEMPTS_COUNT),
-    })
-}
-
-/// The decision shared by [`retry_step`] and [`retry_step_blocking`]: `Break` with the result to
-/// return, or `Continue` with the wait before the next attempt.
+/// Runs one attempt under the policy's per-attempt timeout and the sequence's deadline.
 #[inline]
-fn retry_decision<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R, Duration>
+pub async fn timed_attempt<E, Fut>(
+    state: &RetryLoop<E, tokio::time::Instant>,
+    attempt: Fut,
+) -> TimedOutcome<Fut::Output>
 where
-    R: Outcome,
-    P: FnOnce(&R::Err) -> bool,
+    E: 'static,
+    Fut: Future,
+    Fut::Output: Outcome,
+    <Fut::Output as Outcome>::Err: FromTimeout,
 {
-    let error = match outcome.into_result() {
+    let seq = &state.seq;
+    TimedOutcome(Timed::attempt(seq.policy(), attempt, seq.deadline()).await)
+}
+
+/// The decision after one attempt: `Break` with the result to return, or `Continue` with the
+/// wait before the next attempt and the failure to report if the wait is cut.
+#[inline]
+fn decide<A, I, V>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, I>,
+    outcome: A,
+    verdict: V,
+    now: impl FnOnce() -> I,
+) -> ControlFlow<A::R, Wait<A>>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    I: Moment,
+    V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
+{
+    let failure = match outcome.split() {
         Ok(value) => {
-            state.succeeded();
-            return ControlFlow::Break(R::from_result(Ok(value)));
+            state.seq.succeeded();
+            return ControlFlow::Break(A::R::from_result(Ok(value)));
         }
-        Err(error) => error,
+        Err(failure) => failure,
     };
-    match state.next_delay(&error, retry_if) {
-        Some(delay) => ControlFlow::Continue(delay),
-        None => ControlFlow::Break(R::from_result(Err(error))),
+    let policy = state.seq.policy();
+    match state.seq.judge(failure, |e| verdict(e, policy), now) {
+        Ok(next) => ControlFlow::Continue(next),
+        Err(stop) => ControlFlow::Break(A::give_up(stop)),
     }
 }
 
-/// After an attempt of an async `#[retry]` function: `Break` with the result to return, or
-/// `Continue` after the wait, for the next attempt.
-#[inline]
-pub async fn retry_step<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+async fn step<A, V>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
+    outcome: A,
+    verdict: V,
+) -> ControlFlow<A::R>
 where
-    R: Outcome,
-    P: FnOnce(&R::Err) -> bool,
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
 {
-    match retry_decision(state, outcome, retry_if) {
-        ControlFlow::Break(result) => ControlFlow::Break(result),
-        ControlFlow::Continue(delay) => {
-            tokio::time::sleep(delay).await;
-            ControlFlow::Continue(())
+    let (delay, current) = decide(state, outcome, verdict, tokio::time::Instant::now)?;
+    if state.seq.wait(delay).await {
+        state.seq.resume(current);
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(A::give_up(state.seq.cancelled(current)))
+    }
+}
+
+fn step_blocking<A, V>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
+    outcome: A,
+    verdict: V,
+) -> ControlFlow<A::R>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
+{
+    let (delay, current) = decide(state, outcome, verdict, std::time::Instant::now)?;
+    if state.seq.wait_blocking(delay, &SystemClock) {
+        state.seq.resume(current);
+        ControlFlow::Continue(())
+    } else {
+        ControlFlow::Break(A::give_up(state.seq.cancelled(current)))
+    }
+}
+
+/// `retry_if`'s answer as a verdict (no `Retry-After` hint: the predicate replaces the
+/// classification).
+#[inline]
+fn by_predicate<E>(retry_if: impl FnOnce(&E) -> bool) -> impl FnOnce(&E, &RetryPolicy) -> Verdict {
+    move |e, _| {
+        if retry_if(e) {
+            Verdict::Retry(None)
+        } else {
+            Verdict::Stop
         }
     }
+}
+
+/// After an attempt of an async `#[retry]` function (errors classified by `Retryable`):
+/// `Break` with the result to return, or `Continue` after the wait, for the next attempt.
+#[inline]
+pub async fn retry_step<A>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
+    outcome: A,
+) -> ControlFlow<A::R>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: RetryableError,
+{
+    step(
+        state,
+        outcome,
+        |e: &<A::R as Outcome>::Err, p: &RetryPolicy| e.verdict(p),
+    )
+    .await
+}
+
+/// [`retry_step`] with `retry_if`.
+#[inline]
+pub async fn retry_step_if<A, P>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
+    outcome: A,
+    retry_if: P,
+) -> ControlFlow<A::R>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    P: FnOnce(&<A::R as Outcome>::Err) -> bool,
+{
+    step(state, outcome, by_predicate(retry_if)).await
 }
 
 /// [`retry_step`] for a sync function: waits with `std::thread::sleep`.
 #[inline]
-pub fn retry_step_blocking<R, P>(state: &mut RetryLoop, outcome: R, retry_if: P) -> ControlFlow<R>
+pub fn retry_step_blocking<A>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
+    outcome: A,
+) -> ControlFlow<A::R>
 where
-    R: Outcome,
-    P: FnOnce(&R::Err) -> bool,
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: RetryableError,
 {
-    match retry_decision(state, outcome, retry_if) {
-        ControlFlow::Break(result) => ControlFlow::Break(result),
-        ControlFlow::Continue(delay) => {
-            std::thread::sleep(delay);
-            ControlFlow::Continue(())
-        }
-    }
+    step_blocking(
+        state,
+        outcome,
+        |e: &<A::R as Outcome>::Err, p: &RetryPolicy| e.verdict(p),
+    )
+}
+
+/// [`retry_step_blocking`] with `retry_if`.
+#[inline]
+pub fn retry_step_blocking_if<A, P>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
+    outcome: A,
+    retry_if: P,
+) -> ControlFlow<A::R>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    P: FnOnce(&<A::R as Outcome>::Err) -> bool,
+{
+    step_blocking(state, outcome, by_predicate(retry_if))
 }
 
 /// A `#[retry]` argument, cloned for each attempt.

@@ -24,7 +24,7 @@ use crate::timeout::TimeoutError;
 
 /// Why an attempt was cut short.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Cut {
+pub enum Cut {
     /// The per-attempt timeout (its value).
     Attempt(Duration),
     /// The total deadline (the policy's `total_timeout`).
@@ -32,7 +32,7 @@ pub(crate) enum Cut {
 }
 
 /// What may cut an attempt: [`Cut`], or `Infallible` where nothing can.
-pub(crate) trait CutLike {
+pub trait CutLike {
     fn cut(&self) -> Cut;
 }
 
@@ -49,7 +49,7 @@ impl CutLike for Infallible {
 }
 
 impl Cut {
-    fn timeout(self) -> TimeoutError {
+    pub(crate) fn timeout(self) -> TimeoutError {
         match self {
             Cut::Attempt(after) | Cut::Deadline(after) => TimeoutError { after },
         }
@@ -57,13 +57,13 @@ impl Cut {
 }
 
 /// The failure a sequence stopped on: an error, or a cut with the most recent error before it.
-pub(crate) enum Last<E, X> {
+pub enum Last<E, X> {
     Error(E),
     Cut(X, Option<E>),
 }
 
 /// How a sequence stopped.
-pub(crate) enum Stop<E, X> {
+pub enum Stop<E, X> {
     NotRetryable {
         attempts: u32,
         error: E,
@@ -255,17 +255,6 @@ fn record_retry(policy: &RetryPolicy, attempt: u32, delay: Duration, timed_out: 
     );
 }
 
-/// The jitter draw in `[0, 1)`: the policy's seeded generator, else the thread's.
-fn draw(policy: &RetryPolicy, rng: &mut Option<SmallRng>) -> f64 {
-    if policy.jitter <= 0.0 {
-        return 0.0;
-    }
-    match rng {
-        Some(r) => r.random(),
-        None => rand::rng().random(),
-    }
-}
-
 /// How the async loop runs one attempt.
 pub(crate) trait Mode {
     type Cut: CutLike;
@@ -415,51 +404,155 @@ where
         policy, f, failure, deadline,
     ))
     .await;
-    result.map_err(|stop| {
-        record_stop(policy, &stop);
-        O::stop(stop)
-    })
+    // The sequence recorded how it stopped.
+    result.map_err(O::stop)
 }
 
-enum Failure<E, X> {
+/// What ended an attempt other than success.
+pub enum Failure<E, X> {
     Error(E),
     Cut(X),
 }
 
-async fn retry_after_failure<M, F, Fut, T, E>(
-    policy: &RetryPolicy,
-    mut f: F,
-    mut failure: Failure<E, M::Cut>,
-    mut deadline: Option<Instant>,
-) -> Result<T, Stop<E, M::Cut>>
-where
-    M: Mode,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: Retryable + 'static,
-{
-    let mut attempts = 1u32;
-    // The most recent error before the current failure (kept when an attempt is cut).
-    let mut prev: Option<E> = None;
-    let mut rng = policy.seed.map(SmallRng::seed_from_u64);
-    loop {
-        // Judge the failure; `current` is what a stop from here on reports.
-        let (retry_after, current) = match failure {
+/// How a failed attempt's error is judged: stop, or retry (after the error's own hint, if any).
+pub enum Verdict {
+    Stop,
+    Retry(Option<Duration>),
+}
+
+/// The engine's classification: the policy's `retry_if` for `E`, else [`Retryable`], and the
+/// error's `Retry-After` hint.
+pub(crate) fn classify<E: Retryable + 'static>(policy: &RetryPolicy, e: &E) -> Verdict {
+    if policy.is_retryable(e) {
+        Verdict::Retry(e.retry_after())
+    } else {
+        Verdict::Stop
+    }
+}
+
+/// A point in time for the deadline: tokio's (async loops, paused in tests) or std's (blocking).
+pub trait Moment: Copy + Ord {
+    fn now() -> Self;
+    fn checked_add(self, d: Duration) -> Option<Self>;
+}
+
+impl Moment for Instant {
+    fn now() -> Self {
+        Instant::now()
+    }
+    fn checked_add(self, d: Duration) -> Option<Self> {
+        Instant::checked_add(&self, d)
+    }
+}
+
+impl Moment for std::time::Instant {
+    fn now() -> Self {
+        std::time::Instant::now()
+    }
+    fn checked_add(self, d: Duration) -> Option<Self> {
+        std::time::Instant::checked_add(&self, d)
+    }
+}
+
+/// One retried sequence: which attempt runs, the deadline once known, the jitter generator and
+/// the error before the current one. Every loop — async, blocking, and the code `#[retry]`
+/// generates — asks it the same two questions: after a failure, wait how long or stop how
+/// ([`judge`](Self::judge)); and after the wait, [`resume`](Self::resume).
+pub(crate) struct Sequence<'p, E, I> {
+    policy: &'p RetryPolicy,
+    attempts: u32,
+    deadline: Option<I>,
+    rng: Option<SmallRng>,
+    /// The most recent error before the current failure (kept when an attempt is cut).
+    prev: Option<E>,
+}
+
+impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
+    /// A sequence whose first attempt runs now; `deadline` when it is already known.
+    #[inline]
+    pub(crate) fn new(policy: &'p RetryPolicy, deadline: Option<I>) -> Self {
+        Self {
+            policy,
+            attempts: 1,
+            deadline,
+            rng: None,
+            prev: None,
+        }
+    }
+
+    /// A sequence for a caller without a deadline of its own: starts it now when the policy
+    /// counts the deadline from the first attempt (reads the clock only then).
+    #[inline]
+    pub(crate) fn starting_now(policy: &'p RetryPolicy) -> Self {
+        let deadline = match (policy.total_timeout, policy.deadline_start) {
+            (Some(total), DeadlineStart::FirstAttempt) => I::now().checked_add(total),
+            _ => None,
+        };
+        Self::new(policy, deadline)
+    }
+
+    pub(crate) fn policy(&self) -> &'p RetryPolicy {
+        self.policy
+    }
+
+    /// The deadline, once known.
+    pub(crate) fn deadline(&self) -> Option<I> {
+        self.deadline
+    }
+
+    /// Records a success of the current attempt.
+    #[inline]
+    pub(crate) fn succeeded(&self) {
+        record_success(self.attempts);
+    }
+
+    /// After a failed attempt: the wait before the next one, with the failure a later stop
+    /// reports (recorded and told to `on_retry`), or how the sequence stops (recorded).
+    pub(crate) fn judge<X: CutLike>(
+        &mut self,
+        failure: Failure<E, X>,
+        verdict: impl FnOnce(&E) -> Verdict,
+        now: impl FnOnce() -> I,
+    ) -> Result<(Duration, Last<E, X>), Stop<E, X>> {
+        let result = self.decide(failure, verdict, now);
+        match &result {
+            Ok((delay, current)) => {
+                let view = match current {
+                    Last::Error(e) => AttemptFailure::Error(e),
+                    Last::Cut(x, _) => AttemptFailure::Timeout(x.cut().timeout()),
+                };
+                record_retry(self.policy, self.attempts, *delay, view.error().is_none());
+                self.policy.notify(self.attempts, *delay, view);
+            }
+            Err(stop) => record_stop(self.policy, stop),
+        }
+        result
+    }
+
+    fn decide<X: CutLike>(
+        &mut self,
+        failure: Failure<E, X>,
+        verdict: impl FnOnce(&E) -> Verdict,
+        now: impl FnOnce() -> I,
+    ) -> Result<(Duration, Last<E, X>), Stop<E, X>> {
+        let policy = self.policy;
+        let attempts = self.attempts;
+        let (hint, current) = match failure {
             Failure::Error(e) => {
-                if !policy.is_retryable(&e) {
+                let Verdict::Retry(hint) = verdict(&e) else {
                     return Err(Stop::NotRetryable { attempts, error: e });
-                }
+                };
                 if attempts >= policy.max_attempts {
                     return Err(Stop::Exhausted {
                         attempts,
                         last: Last::Error(e),
                     });
                 }
-                (e.retry_after(), Last::Error(e))
+                (hint, Last::Error(e))
             }
             Failure::Cut(x) => {
                 let cut = x.cut();
-                let last = Last::Cut(x, prev.take());
+                let last = Last::Cut(x, self.prev.take());
                 if let Cut::Deadline(total) = cut {
                     return Err(Stop::Deadline {
                         attempts,
@@ -473,15 +566,16 @@ where
                 (None, last)
             }
         };
-
-        let delay = match retry_after {
+        let delay = match hint {
             Some(hint) => hint,
-            None => policy.delay(attempts, draw(policy, &mut rng)),
+            None => policy.delay(attempts, self.draw()),
         };
         if let Some(total) = policy.total_timeout {
-            let now = Instant::now();
+            let now = now();
             // Lazily started deadline (DeadlineStart::FirstFailure): counts from here.
-            let dl = *deadline.get_or_insert_with(|| now.checked_add(total).unwrap_or(now));
+            let dl = *self
+                .deadline
+                .get_or_insert_with(|| now.checked_add(total).unwrap_or(now));
             // A wait that would reach the deadline is not started: no time would be left.
             if now.checked_add(delay).is_none_or(|end| end >= dl) {
                 return Err(Stop::Deadline {
@@ -491,35 +585,105 @@ where
                 });
             }
         }
+        Ok((delay, current))
+    }
 
-        let view = match &current {
-            Last::Error(e) => AttemptFailure::Error(e),
-            Last::Cut(x, _) => AttemptFailure::Timeout(x.cut().timeout()),
-        };
-        record_retry(policy, attempts, delay, view.error().is_none());
-        policy.notify(attempts, delay, view);
-
-        match &policy.cancel {
-            Some(token) => {
-                tokio::select! {
-                    biased;
-                    () = token.cancelled() => {
-                        return Err(Stop::Cancelled { attempts, last: current });
-                    }
-                    () = sleep(delay) => {}
-                }
-            }
-            None => sleep(delay).await,
+    /// The jitter draw in `[0, 1)`: the policy's seeded generator (made on first use), else
+    /// the thread's.
+    fn draw(&mut self) -> f64 {
+        let policy = self.policy;
+        if policy.jitter <= 0.0 {
+            return 0.0;
         }
-        prev = match current {
+        match policy.seed {
+            Some(seed) => self
+                .rng
+                .get_or_insert_with(|| SmallRng::seed_from_u64(seed))
+                .random(),
+            None => rand::rng().random(),
+        }
+    }
+
+    /// The wait was cut by the policy's cancellation token (recorded).
+    pub(crate) fn cancelled<X>(&self, current: Last<E, X>) -> Stop<E, X> {
+        let stop = Stop::Cancelled {
+            attempts: self.attempts,
+            last: current,
+        };
+        record_stop(self.policy, &stop);
+        stop
+    }
+
+    /// After the wait: the next attempt begins.
+    pub(crate) fn resume<X>(&mut self, current: Last<E, X>) {
+        self.prev = match current {
             Last::Error(e) => Some(e),
             Last::Cut(_, p) => p,
         };
+        self.attempts += 1;
+    }
 
-        attempts += 1;
-        failure = match M::attempt(policy, f(), deadline).await {
+    /// Waits `delay` unless the policy's token is cancelled first: `false` when cancelled.
+    pub(crate) async fn wait(&self, delay: Duration) -> bool {
+        match &self.policy.cancel {
+            Some(token) => {
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => false,
+                    () = sleep(delay) => true,
+                }
+            }
+            None => {
+                sleep(delay).await;
+                true
+            }
+        }
+    }
+
+    /// [`wait`](Self::wait) for a thread: the token is seen before and after the sleep.
+    pub(crate) fn wait_blocking<C: BlockingClock + ?Sized>(
+        &self,
+        delay: Duration,
+        clock: &C,
+    ) -> bool {
+        let cancelled = || {
+            self.policy
+                .cancel
+                .as_ref()
+                .is_some_and(|t| t.is_cancelled())
+        };
+        if cancelled() {
+            return false;
+        }
+        if !delay.is_zero() {
+            clock.sleep(delay);
+        }
+        !cancelled()
+    }
+}
+
+async fn retry_after_failure<M, F, Fut, T, E>(
+    policy: &RetryPolicy,
+    mut f: F,
+    mut failure: Failure<E, M::Cut>,
+    deadline: Option<Instant>,
+) -> Result<T, Stop<E, M::Cut>>
+where
+    M: Mode,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Retryable + 'static,
+{
+    let mut seq = Sequence::new(policy, deadline);
+    loop {
+        let (delay, current) = seq.judge(failure, |e| classify(policy, e), Instant::now)?;
+        if !seq.wait(delay).await {
+            return Err(seq.cancelled(current));
+        }
+        seq.resume(current);
+        failure = match M::attempt(policy, f(), seq.deadline()).await {
             Ok(Ok(v)) => {
-                record_success(attempts);
+                seq.succeeded();
                 return Ok(v);
             }
             Ok(Err(e)) => Failure::Error(e),
@@ -566,67 +730,24 @@ where
     E: Retryable + 'static,
     C: BlockingClock + ?Sized,
 {
-    let mut deadline = if policy.deadline_start == DeadlineStart::FirstAttempt {
-        policy
-            .total_timeout
-            .and_then(|t| clock.now().checked_add(t))
-    } else {
-        None
+    let deadline = match (policy.total_timeout, policy.deadline_start) {
+        (Some(total), DeadlineStart::FirstAttempt) => clock.now().checked_add(total),
+        _ => None,
     };
-    let mut attempts = 1u32;
-    let mut rng = policy.seed.map(SmallRng::seed_from_u64);
-    let stop = loop {
+    let mut seq = Sequence::new(policy, deadline);
+    loop {
         let e = match f() {
             Ok(v) => {
-                record_success(attempts);
+                seq.succeeded();
                 return Ok(v);
             }
             Err(e) => e,
         };
-        if !policy.is_retryable(&e) {
-            break Stop::NotRetryable { attempts, error: e };
+        let failure = Failure::<_, Infallible>::Error(e);
+        let (delay, current) = seq.judge(failure, |e| classify(policy, e), || clock.now())?;
+        if !seq.wait_blocking(delay, clock) {
+            return Err(seq.cancelled(current));
         }
-        if attempts >= policy.max_attempts {
-            break Stop::Exhausted {
-                attempts,
-                last: Last::Error(e),
-            };
-        }
-        let delay = match e.retry_after() {
-            Some(hint) => hint,
-            None => policy.delay(attempts, draw(policy, &mut rng)),
-        };
-        if let Some(total) = policy.total_timeout {
-            let now = clock.now();
-            let dl = *deadline.get_or_insert_with(|| now.checked_add(total).unwrap_or(now));
-            if now.checked_add(delay).is_none_or(|end| end >= dl) {
-                break Stop::Deadline {
-                    attempts,
-                    total,
-                    last: Last::Error(e),
-                };
-            }
-        }
-        record_retry(policy, attempts, delay, false);
-        policy.notify(attempts, delay, AttemptFailure::Error(&e));
-        let cancelled = || policy.cancel.as_ref().is_some_and(|t| t.is_cancelled());
-        if cancelled() {
-            break Stop::Cancelled {
-                attempts,
-                last: Last::Error(e),
-            };
-        }
-        if !delay.is_zero() {
-            clock.sleep(delay);
-        }
-        if cancelled() {
-            break Stop::Cancelled {
-                attempts,
-                last: Last::Error(e),
-            };
-        }
-        attempts += 1;
-    };
-    record_stop(policy, &stop);
-    Err(stop)
+        seq.resume(current);
+    }
 }

@@ -71,7 +71,7 @@
 
 mod backoff;
 pub mod classify;
-mod engine;
+pub(crate) mod engine;
 mod error;
 mod policy;
 

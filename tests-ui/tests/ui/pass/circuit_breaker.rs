@@ -18,6 +18,13 @@ impl From<CircuitOpenError> for ApiError {
     }
 }
 
+/// Server errors are worth retrying; client errors and the breaker's refusal are not.
+impl resilience::retry::Retryable for ApiError {
+    fn is_retryable(&self) -> bool {
+        matches!(self, Self::Http(500..))
+    }
+}
+
 #[circuit_breaker("openai")]
 #[retry(preset = "patient")]
 pub async fn complete(prompt: &str) -> Result<String, ApiError> {

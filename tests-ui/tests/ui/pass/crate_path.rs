@@ -16,6 +16,12 @@ impl From<runtime::TimeoutError> for TimedOut {
     }
 }
 
+impl runtime::retry::Retryable for TimedOut {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
 #[retry(crate = "crate::runtime", preset = "quick")]
 #[timeout(ms = 10, crate = "crate::runtime")]
 pub async fn fetch() -> Result<(), TimedOut> {

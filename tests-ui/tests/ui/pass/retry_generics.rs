@@ -23,6 +23,15 @@ impl From<std::num::ParseIntError> for AppError {
     }
 }
 
+impl resilience::retry::Retryable for AppError {
+    fn is_retryable(&self) -> bool {
+        match self {
+            Self::Io(e) => resilience::retry::Retryable::is_retryable(e),
+            Self::Parse(_) => false,
+        }
+    }
+}
+
 #[retry]
 pub async fn parse_all<T, I>(items: I) -> Result<Vec<T>, AppError>
 where

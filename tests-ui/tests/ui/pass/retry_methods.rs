@@ -7,6 +7,12 @@ use resilience::retry;
 #[derive(Debug)]
 pub struct ApiError;
 
+impl resilience::retry::Retryable for ApiError {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
 pub struct Client {
     calls: u32,
     base: String,
