@@ -36,6 +36,10 @@ impl From<CircuitOpenError> for ApiError {
     }
 }
 
+fn is_transient(e: &ApiError) -> bool {
+    matches!(e, ApiError::Undecided)
+}
+
 static REDIS: OnceLock<RedisClient> = OnceLock::new();
 
 #[rate_limit(per_second = 10, burst = 20, backend = "redis")]
@@ -74,7 +78,7 @@ pub struct Service {
 
 impl Service {
     #[circuit_breaker("inventory", shared = true, client = &self.redis)]
-    #[retry(preset = "quick")]
+    #[retry(preset = "quick", retry_if = is_transient)]
     #[rate_limit(per_second = 100, backend = "redis", name = "inventory", client = self.redis.clone())]
     pub async fn reserve(&self, sku: &str) -> Result<usize, ApiError> {
         Ok(sku.len())
