@@ -52,6 +52,15 @@ impl Config {
                 errors.at(span, format!("`{n}` must fit in a u32"));
             }
         }
+        // The runtime's rule: a queue timeout needs a queue to wait in.
+        if let Some((_, span)) = opts.int("queue_timeout_ms")
+            && opts.int("max_queued").is_none_or(|(n, _)| n == 0)
+        {
+            errors.at(
+                span,
+                "`queue_timeout_ms` has no effect without a queue: give `max_queued = N` (N ≥ 1) too",
+            );
+        }
         if opts.get("max_concurrent").is_none() {
             errors.at(
                 proc_macro2::Span::call_site(),
