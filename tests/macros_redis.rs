@@ -195,6 +195,40 @@ async fn keyed_buckets_are_independent() {
     assert!(other.check("carol", 1).await.unwrap().allowed);
 }
 
+// --- the client expression -------------------------------------------------------------------
+
+static LATE_CLIENT: OnceLock<RedisClient> = OnceLock::new();
+static LATE_LOOKUPS: AtomicU32 = AtomicU32::new(0);
+
+fn late_client() -> Option<&'static RedisClient> {
+    LATE_LOOKUPS.fetch_add(1, Ordering::SeqCst);
+    LATE_CLIENT.get()
+}
+
+#[rate_limit(per_minute = 1, backend = "redis", name = "late", on_redis_error = "closed", client = late_client())]
+async fn late() -> Result<u32, Error> {
+    Ok(1)
+}
+
+#[tokio::test]
+async fn the_client_expression_is_evaluated_until_it_gives_a_client() {
+    let server = RedisServer::start();
+    // No client yet: undecided (closed), and asked again on the next call.
+    assert!(matches!(late().await, Err(Error::Undecided(_))));
+    assert!(matches!(late().await, Err(Error::Undecided(_))));
+    assert_eq!(LATE_LOOKUPS.load(Ordering::SeqCst), 2);
+
+    install(&LATE_CLIENT, client(&server).await);
+    assert_eq!(late().await.unwrap(), 1);
+    limited(late().await);
+    limited(late().await);
+    assert_eq!(
+        LATE_LOOKUPS.load(Ordering::SeqCst),
+        3,
+        "evaluated once more, then the limiter keeps its client"
+    );
+}
+
 // --- when Redis is gone: on_redis_error ------------------------------------------------------
 
 static DOWN_CLIENT: OnceLock<RedisClient> = OnceLock::new();

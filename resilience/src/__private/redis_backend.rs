@@ -103,11 +103,12 @@ fn no_client_error() -> RedisError {
 
 /// Warns once per cell that no client was found.
 fn warn_no_client(warned: &AtomicBool, attr: &str, name: &str, then: &str) {
-    if !warned.swap(true, Ordering::Relaxed) {
+    // A load first: after the one warning, calls only read the flag (no cache-line writes).
+    if !warned.load(Ordering::Relaxed) && !warned.swap(true, Ordering::Relaxed) {
         tracing::warn!(
             name,
-            "{attr}: no Redis client (none installed with `resilience::redis::set_default_client`, \
-             and no `client = ...`); {then} until there is one"
+            "{attr}: no Redis client yet (install one with `resilience::redis::set_default_client`, \
+             or check the attribute's `client = ...`); {then} until there is one"
         );
     }
 }

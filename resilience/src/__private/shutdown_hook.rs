@@ -2,9 +2,9 @@
 
 use std::future::Future;
 
-use crate::shutdown::{HookFuture, IntoHookResult};
 #[cfg(doc)]
 use crate::shutdown::StaticShutdownHook;
+use crate::shutdown::{HookFuture, IntoHookResult};
 
 /// The future of a `#[shutdown_hook]` function, boxed for [`StaticShutdownHook::run`].
 pub fn hook_future<Fut>(future: Fut) -> HookFuture
