@@ -52,6 +52,12 @@ pub async fn keyed(user: &str) -> Result<usize, ApiError> {
     Ok(user.len())
 }
 
+// A key built per call: the temporary lives across the Redis round trip.
+#[rate_limit(per_second = 5, key = format!("{tenant}:{user}"), backend = "redis")]
+pub async fn composite(tenant: u32, user: String) -> Result<String, ApiError> {
+    Ok(user)
+}
+
 #[rate_limit(per_second = 5, key = id, backend = "redis", on_redis_error = "open", client = &REDIS)]
 pub async fn by_id(id: u64) -> Result<u64, ApiError> {
     Ok(id)
@@ -97,6 +103,7 @@ fn main() {
     is_send(&unkeyed());
     is_send(&keyed("alice"));
     is_send(&by_id(7));
+    is_send(&composite(1, "bob".to_owned()));
     is_send(&optional_client());
     is_send(&charge(100));
     is_send(&renamed());
