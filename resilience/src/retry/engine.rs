@@ -8,10 +8,14 @@
 use std::borrow::Borrow;
 use std::convert::Infallible;
 use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use metrics::{Counter, Histogram};
+use pin_project_lite::pin_project;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio::time::Instant;
@@ -358,9 +362,159 @@ impl<E: From<TimeoutError>> Outcome<E, Cut> for ToErrorOrTimeout {
     }
 }
 
-/// The async retry loop: one state machine from the caller's `.await` to the operation's
-/// future, with the policy owned (`RetryPolicy`) or borrowed (`&RetryPolicy`).
-pub(crate) async fn run_async<P, M, O, F, Fut, T, E>(policy: P, mut f: F) -> Result<T, O::Err>
+/// How the boxed rest of a sequence begins: with a timed first attempt, or after the first
+/// attempt's failure.
+pub(crate) enum Begin<E, X> {
+    Timed,
+    After(Failure<E, X>),
+}
+
+/// The rest of a sequence, boxed by [`RetryFuture`] when the first attempt needs timers or has
+/// failed: everything but the first-try success lives here.
+pub(crate) async fn rest<P, M, F, Fut, T, E>(
+    policy: P,
+    mut f: F,
+    begin: Begin<E, M::Cut>,
+) -> Result<T, Stop<E, M::Cut>>
+where
+    P: Borrow<RetryPolicy>,
+    M: Mode,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: Retryable + 'static,
+{
+    let policy = policy.borrow();
+    let (failure, deadline) = match begin {
+        Begin::After(failure) => (failure, None),
+        Begin::Timed => {
+            let deadline = match (policy.total_timeout, policy.deadline_start) {
+                (Some(total), DeadlineStart::FirstAttempt) => Instant::now().checked_add(total),
+                _ => None,
+            };
+            let failure = match M::attempt(policy, f(), deadline).await {
+                Ok(Ok(v)) => {
+                    record_success(1);
+                    return Ok(v);
+                }
+                Ok(Err(e)) => Failure::Error(e),
+                Err(x) => Failure::Cut(x),
+            };
+            (failure, deadline)
+        }
+    };
+    retry_after_failure::<M, _, _, _, _>(policy, f, failure, deadline).await
+}
+
+pin_project! {
+    /// The future of a retried operation. Hand-written rather than an `async fn` so the common
+    /// case — an untimed first attempt that succeeds — is one poll of the operation's future in
+    /// a small state: the policy is stored once (an `async fn` keeps its argument and its
+    /// binding, 304 bytes for an owned policy), and the rest of the sequence is boxed and only
+    /// built when a timer or a failure needs it.
+    #[must_use = "futures do nothing unless polled"]
+    pub(crate) struct RetryFuture<P, O, F, Fut, S, Mk> {
+        parts: Option<(P, F)>,
+        mk: Mk,
+        #[pin]
+        state: State<Fut, S>,
+        report: PhantomData<fn() -> O>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<Fut, S> {
+        Start,
+        First { #[pin] fut: Fut },
+        Rest { fut: Pin<Box<S>> },
+        Done,
+    }
+}
+
+impl<P, O, F, Fut, S, Mk> RetryFuture<P, O, F, Fut, S, Mk> {
+    pub(crate) fn new(policy: P, f: F, mk: Mk) -> Self {
+        Self {
+            parts: Some((policy, f)),
+            mk,
+            state: State::Start,
+            report: PhantomData,
+        }
+    }
+}
+
+impl<P, O, F, Fut, S, Mk, T, E, X> Future for RetryFuture<P, O, F, Fut, S, Mk>
+where
+    P: Borrow<RetryPolicy>,
+    O: Outcome<E, X>,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    S: Future<Output = Result<T, Stop<E, X>>>,
+    Mk: Fn(P, F, Begin<E, X>) -> S,
+{
+    type Output = Result<T, O::Err>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        loop {
+            match this.state.as_mut().project() {
+                StateProj::Start => {
+                    let Some((policy, f)) = this.parts.as_mut() else {
+                        panic!("RetryFuture polled after completion");
+                    };
+                    let policy = (*policy).borrow();
+                    if let Some(token) = &policy.cancel
+                        && token.is_cancelled()
+                        && let Some(err) = O::cancelled_before_start()
+                    {
+                        this.state.set(State::Done);
+                        return Poll::Ready(Err(err));
+                    }
+                    if policy.first_attempt_timed() {
+                        let Some((policy, f)) = this.parts.take() else {
+                            panic!("RetryFuture polled after completion");
+                        };
+                        let fut = Box::pin((this.mk)(policy, f, Begin::Timed));
+                        this.state.set(State::Rest { fut });
+                    } else {
+                        let fut = f();
+                        this.state.set(State::First { fut });
+                    }
+                }
+                StateProj::First { fut } => match fut.poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Ok(v)) => {
+                        record_success(1);
+                        this.state.set(State::Done);
+                        return Poll::Ready(Ok(v));
+                    }
+                    Poll::Ready(Err(e)) => {
+                        this.state.set(State::Done);
+                        let Some((policy, f)) = this.parts.take() else {
+                            panic!("RetryFuture polled after completion");
+                        };
+                        let begin = Begin::After(Failure::Error(e));
+                        let fut = Box::pin((this.mk)(policy, f, begin));
+                        this.state.set(State::Rest { fut });
+                    }
+                },
+                StateProj::Rest { fut } => {
+                    let result = std::task::ready!(fut.as_mut().poll(cx));
+                    this.state.set(State::Done);
+                    // The sequence recorded how it stopped.
+                    return Poll::Ready(result.map_err(O::stop));
+                }
+                StateProj::Done => panic!("RetryFuture polled after completion"),
+            }
+        }
+    }
+}
+
+/// The async retry loop for `retry`, `RetryPolicy::retry`, `run` and `run_with_timeouts`, with
+/// the policy owned (`RetryPolicy`) or borrowed (`&RetryPolicy`).
+pub(crate) fn run_async<P, M, O, F, Fut, T, E>(
+    policy: P,
+    f: F,
+) -> impl Future<Output = Result<T, O::Err>>
 where
     P: Borrow<RetryPolicy>,
     M: Mode,
@@ -369,43 +523,7 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Retryable + 'static,
 {
-    let policy = policy.borrow();
-    if let Some(token) = &policy.cancel
-        && token.is_cancelled()
-        && let Some(err) = O::cancelled_before_start()
-    {
-        return Err(err);
-    }
-    // Hot path: unless something times the first attempt, it is a plain await — no clock read,
-    // no timer, no allocation. The timed first attempt and the rest of the sequence (timers,
-    // select, bookkeeping) are boxed: inline, they would make this future several times larger
-    // and every call slower to set up and move, for a box that only calls with timers (which
-    // read the clock anyway) or failures pay.
-    let mut deadline = None;
-    let first = if policy.first_attempt_timed() {
-        if policy.deadline_start == DeadlineStart::FirstAttempt {
-            deadline = policy
-                .total_timeout
-                .and_then(|t| Instant::now().checked_add(t));
-        }
-        Box::pin(M::attempt(policy, f(), deadline)).await
-    } else {
-        Ok(f().await)
-    };
-    let failure = match first {
-        Ok(Ok(v)) => {
-            record_success(1);
-            return Ok(v);
-        }
-        Ok(Err(e)) => Failure::Error(e),
-        Err(cut) => Failure::Cut(cut),
-    };
-    let result = Box::pin(retry_after_failure::<M, _, _, _, _>(
-        policy, f, failure, deadline,
-    ))
-    .await;
-    // The sequence recorded how it stopped.
-    result.map_err(O::stop)
+    RetryFuture::<P, O, F, Fut, _, _>::new(policy, f, rest::<P, M, F, Fut, T, E>)
 }
 
 /// What ended an attempt other than success.
