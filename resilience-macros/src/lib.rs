@@ -99,6 +99,15 @@ use expand::Layer;
 /// - Works on `async fn`s, sync fns and methods.
 /// - Stacking: attributes apply outermost first, as written. Put `#[circuit_breaker]` above
 ///   `#[retry]` so the breaker sees one call per retried sequence.
+/// - `shared = true` (`async fn` only) keeps the state in Redis (`SharedCircuitBreaker`): every
+///   process calling through the same name shares it, so failures in one open it for all
+///   (`#[circuit_breaker("payments", shared = true, preset = "critical")]`). Numbers from
+///   `preset`, else the service's or the default (`configure_circuit_breaker` does not apply;
+///   the shared breaker counts consecutive failures). The client is `client = <expr>` (a
+///   `RedisClient`, `&RedisClient`, `Arc<RedisClient>`, `&OnceLock<RedisClient>` or an `Option`
+///   of those, evaluated on calls until it gives one), else the default installed with
+///   `resilience::redis::set_default_client`. Without a client, or when Redis cannot answer,
+///   calls go through (warned once per function).
 /// - `crate = "path"` points the generated code at a renamed `resilience` dependency.
 #[proc_macro_attribute]
 pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -250,6 +259,17 @@ pub fn retry(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   when the call would be admitted (`retry_after`).
 /// - The limiter lives in a `static` per function, shared by all its callers. It reads a real
 ///   clock (not tokio's paused one). Works on `async fn`s, sync fns and methods.
+/// - `backend = "redis"` (`async fn` only) keeps the buckets in Redis, one round trip per call,
+///   so every process shares them
+///   (`#[rate_limit(per_second = 100, key = tenant, backend = "redis")]`):
+///   - `name = "..."`: processes using the same name share buckets. Default: the function's
+///     path (`module_path!()::fn_name`; name methods of two types in one module yourself).
+///     Unkeyed functions spend from one bucket.
+///   - `on_redis_error = "local"` (default): decide in memory with the same numbers, per
+///     process; `"open"`: admit; `"closed"`: return `Err(E::from(RateLimitError))`, which also
+///     needs `E: From<resilience::rate_limit::RateLimitError>`.
+///   - `client = <expr>`: as for `#[circuit_breaker(shared = true)]`; without a client the
+///     `on_redis_error` policy applies (warned once) until one is installed.
 /// - `crate = "path"` points the generated code at a renamed `resilience` dependency.
 #[proc_macro_attribute]
 pub fn rate_limit(args: TokenStream, item: TokenStream) -> TokenStream {
