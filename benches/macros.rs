@@ -1,4 +1,5 @@
-//! `#[circuit_breaker]` against the hand-written call it replaces, on the Closed-state hot path.
+//! `#[circuit_breaker]` against the hand-written call it replaces, on the Closed-state hot path;
+//! `#[retry]` against `RetryPolicy::run` on a shared policy, on a first-try success.
 //!
 //! - `attribute`: a `#[circuit_breaker("bench-attr")]` async fn (breaker resolved once, in a
 //!   `static` of the generated body).
@@ -11,7 +12,8 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use resilience::{CallError, CircuitOpenError, circuit_breaker, get_circuit_breaker};
+use resilience::retry::{RetryPolicy, Retryable};
+use resilience::{CallError, CircuitOpenError, circuit_breaker, get_circuit_breaker, retry};
 
 #[derive(Debug)]
 struct Error;
@@ -19,6 +21,12 @@ struct Error;
 impl From<CircuitOpenError> for Error {
     fn from(_: CircuitOpenError) -> Self {
         Self
+    }
+}
+
+impl Retryable for Error {
+    fn is_retryable(&self) -> bool {
+        true
     }
 }
 
@@ -37,9 +45,20 @@ async fn hand_written(breaker: &resilience::CircuitBreaker, x: u64) -> Result<u6
         })
 }
 
+#[retry]
+async fn retried(x: u64) -> Result<u64, Error> {
+    Ok(black_box(x) + 1)
+}
+
+async fn retried_by_hand(policy: &RetryPolicy, x: u64) -> Result<u64, Error> {
+    policy
+        .run(|| async move { Ok::<_, Error>(black_box(x) + 1) })
+        .await
+}
+
 /// Polls a future that never waits (the breaker is Closed), without a runtime's overhead.
 fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures_util::FutureExt::now_or_never(f).expect("the Closed path never waits")
+    futures_util::FutureExt::now_or_never(f).expect("neither path waits here")
 }
 
 fn benches(c: &mut Criterion) {
@@ -56,6 +75,14 @@ fn benches(c: &mut Criterion) {
                 black_box(1),
             ))
         })
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("retry_attribute");
+    group.bench_function("attribute", |b| b.iter(|| run(retried(black_box(1)))));
+    let policy = RetryPolicy::default();
+    group.bench_function("hand_policy_run", |b| {
+        b.iter(|| run(retried_by_hand(&policy, black_box(1))))
     });
     group.finish();
 }

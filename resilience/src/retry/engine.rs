@@ -473,7 +473,7 @@ where
                         let Some((policy, f)) = this.parts.take() else {
                             panic!("RetryFuture polled after completion");
                         };
-                        let fut = Box::pin((this.mk)(policy, f, Begin::Timed));
+                        let fut = boxed_rest(this.mk, policy, f, Begin::Timed);
                         this.state.set(State::Rest { fut });
                     } else {
                         let fut = f();
@@ -493,20 +493,41 @@ where
                             panic!("RetryFuture polled after completion");
                         };
                         let begin = Begin::After(Failure::Error(e));
-                        let fut = Box::pin((this.mk)(policy, f, begin));
+                        let fut = boxed_rest(this.mk, policy, f, begin);
                         this.state.set(State::Rest { fut });
                     }
                 },
                 StateProj::Rest { fut } => {
-                    let result = std::task::ready!(fut.as_mut().poll(cx));
+                    let result = std::task::ready!(poll_rest::<_, O, _, _, _>(fut, cx));
                     this.state.set(State::Done);
-                    // The sequence recorded how it stopped.
-                    return Poll::Ready(result.map_err(O::stop));
+                    return Poll::Ready(result);
                 }
                 StateProj::Done => panic!("RetryFuture polled after completion"),
             }
         }
     }
+}
+
+/// Polls the rest of the sequence and reports how it stopped (the sequence recorded it):
+/// out of line, like [`boxed_rest`].
+#[inline(never)]
+fn poll_rest<S, O, T, E, X>(fut: &mut Pin<Box<S>>, cx: &mut Context<'_>) -> Poll<Result<T, O::Err>>
+where
+    S: Future<Output = Result<T, Stop<E, X>>>,
+    O: Outcome<E, X>,
+{
+    fut.as_mut().poll(cx).map(|result| result.map_err(O::stop))
+}
+
+/// Builds and boxes the rest of the sequence: out of line, so the first-try path of
+/// [`RetryFuture::poll`] stays small enough to inline into the caller.
+#[cold]
+#[inline(never)]
+fn boxed_rest<P, F, S, Mk, E, X>(mk: &Mk, policy: P, f: F, begin: Begin<E, X>) -> Pin<Box<S>>
+where
+    Mk: Fn(P, F, Begin<E, X>) -> S,
+{
+    Box::pin(mk(policy, f, begin))
 }
 
 /// The async retry loop for `retry`, `RetryPolicy::retry`, `run` and `run_with_timeouts`, with
