@@ -75,14 +75,11 @@ where
     R: Outcome,
     R::Err: FromCircuitOpen + 'static,
 {
-    match breaker
-        .call(move || async move { f().await.into_result() })
-        .await
-    {
-        Ok(value) => R::from_result(Ok(value)),
-        Err(CallError::Inner(error)) => R::from_result(Err(error)),
-        Err(CallError::Open(open)) => R::from_result(Err(R::Err::from_circuit_open(open))),
-    }
+    from_call(
+        breaker
+            .call(move || async move { f().await.into_result() })
+            .await,
+    )
 }
 
 /// The body of a sync `#[circuit_breaker]` function.
@@ -93,7 +90,18 @@ where
     R: Outcome,
     R::Err: FromCircuitOpen + 'static,
 {
-    match breaker.call_blocking(move || f().into_result()) {
+    from_call(breaker.call_blocking(move || f().into_result()))
+}
+
+/// A breaker call's result as the wrapped function's: the body's error as it is, a rejection
+/// converted.
+#[inline]
+pub(super) fn from_call<R>(result: Result<R::Ok, CallError<R::Err>>) -> R
+where
+    R: Outcome,
+    R::Err: FromCircuitOpen,
+{
+    match result {
         Ok(value) => R::from_result(Ok(value)),
         Err(CallError::Inner(error)) => R::from_result(Err(error)),
         Err(CallError::Open(open)) => R::from_result(Err(R::Err::from_circuit_open(open))),

@@ -143,38 +143,22 @@ impl LimitKey for String {
     }
 }
 
-impl<K: LimitKey + ?Sized> LimitKey for &K {
-    #[inline]
-    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
-        (**self).with_key(f)
-    }
+/// References and smart pointers to a key are keys.
+macro_rules! forward_keys {
+    ($($t:ty)*) => {$(
+        impl<K: LimitKey + ?Sized> LimitKey for $t {
+            #[inline]
+            fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
+                (**self).with_key(f)
+            }
 
-    fn key_str(&self) -> Cow<'_, str> {
-        (**self).key_str()
-    }
+            fn key_str(&self) -> Cow<'_, str> {
+                (**self).key_str()
+            }
+        }
+    )*};
 }
-
-impl<K: LimitKey + ?Sized> LimitKey for Box<K> {
-    #[inline]
-    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
-        (**self).with_key(f)
-    }
-
-    fn key_str(&self) -> Cow<'_, str> {
-        (**self).key_str()
-    }
-}
-
-impl<K: LimitKey + ?Sized> LimitKey for Arc<K> {
-    #[inline]
-    fn with_key<T>(&self, f: impl FnOnce(&str) -> T) -> T {
-        (**self).with_key(f)
-    }
-
-    fn key_str(&self) -> Cow<'_, str> {
-        (**self).key_str()
-    }
-}
+forward_keys!(&K Box<K> Arc<K>);
 
 macro_rules! number_keys {
     ($($t:ty)*) => {$(

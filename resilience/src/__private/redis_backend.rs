@@ -13,8 +13,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use super::breaker::from_call;
 use super::{FromCircuitOpen, FromRateLimited, LimitKey, Outcome, RateSpec, rejected_at_runtime};
-use crate::circuit_breaker::{CallError, CircuitBreakerConfig, CircuitBreakerPreset, TripPolicy};
+use crate::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerPreset, TripPolicy};
 use crate::error::ConfigError;
 use crate::rate_limit::{
     FailurePolicy, KeyedRateLimiter, RateLimitError, RateLimited, RedisRateLimiter,
@@ -400,12 +401,9 @@ where
     let Some(breaker) = breaker else {
         return f().await;
     };
-    match breaker
-        .call(move || async move { f().await.into_result() })
-        .await
-    {
-        Ok(value) => R::from_result(Ok(value)),
-        Err(CallError::Inner(error)) => R::from_result(Err(error)),
-        Err(CallError::Open(open)) => R::from_result(Err(R::Err::from_circuit_open(open))),
-    }
+    from_call(
+        breaker
+            .call(move || async move { f().await.into_result() })
+            .await,
+    )
 }

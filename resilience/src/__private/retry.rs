@@ -274,6 +274,12 @@ where
     }
 }
 
+/// The error type's own classification (`Retryable`, through the policy).
+#[inline]
+fn by_retryable<E: RetryableError>(e: &E, policy: &RetryPolicy) -> Verdict {
+    e.verdict(policy)
+}
+
 /// `retry_if`'s answer as a verdict (no `Retry-After` hint: the predicate replaces the
 /// classification).
 #[inline]
@@ -298,12 +304,7 @@ where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: RetryableError,
 {
-    step(
-        state,
-        outcome,
-        |e: &<A::R as Outcome>::Err, p: &RetryPolicy| e.verdict(p),
-    )
-    .await
+    step(state, outcome, by_retryable).await
 }
 
 /// [`retry_step`] with `retry_if`.
@@ -331,11 +332,7 @@ where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: RetryableError,
 {
-    step_blocking(
-        state,
-        outcome,
-        |e: &<A::R as Outcome>::Err, p: &RetryPolicy| e.verdict(p),
-    )
+    step_blocking(state, outcome, by_retryable)
 }
 
 /// [`retry_step_blocking`] with `retry_if`.
