@@ -29,6 +29,15 @@ pub struct TlsFiles {
     pub server_key: PathBuf,
     /// Another CA that signed nothing the server presents (trusting only it must fail).
     pub other_ca_cert: PathBuf,
+    /// A client certificate (CN `resilience-client`) signed by `ca_cert`, for mutual TLS.
+    pub client_cert: PathBuf,
+    /// Its private key.
+    pub client_key: PathBuf,
+    /// A client certificate signed by the other CA (a server requiring client certs must refuse
+    /// it).
+    pub other_client_cert: PathBuf,
+    /// Its private key.
+    pub other_client_key: PathBuf,
 }
 
 /// Options for [`RedisServer`].
@@ -37,6 +46,7 @@ pub struct ServerBuilder {
     password: Option<String>,
     acl_user: Option<(String, String)>,
     tls: bool,
+    tls_auth_clients: bool,
 }
 
 impl ServerBuilder {
@@ -55,6 +65,14 @@ impl ServerBuilder {
     /// Also listen with TLS on a second port (`tls_port()`), with generated certificates.
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// TLS (as `.tls()`) requiring a client certificate signed by the test CA
+    /// (`tls-auth-clients yes`).
+    pub fn tls_auth_clients(mut self) -> Self {
+        self.tls = true;
+        self.tls_auth_clients = true;
         self
     }
 
@@ -231,7 +249,14 @@ impl RedisServer {
                 .arg(&tls.server_key)
                 .arg("--tls-ca-cert-file")
                 .arg(&tls.ca_cert)
-                .args(["--tls-auth-clients", "no"]);
+                .args([
+                    "--tls-auth-clients",
+                    if self.options.tls_auth_clients {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                ]);
         }
         cmd.current_dir(dir)
             .stdin(Stdio::null())
@@ -307,8 +332,9 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A CA, a server certificate it signs (for `localhost` and `127.0.0.1`), and an unrelated CA.
-fn generate_tls(dir: &Path) -> TlsFiles {
+/// A CA, a server certificate it signs (for `localhost` and `127.0.0.1`), an unrelated CA, and a
+/// client certificate from each CA.
+pub fn generate_tls(dir: &Path) -> TlsFiles {
     let ec = [
         "-newkey",
         "ec",
@@ -377,11 +403,60 @@ fn generate_tls(dir: &Path) -> TlsFiles {
             "server.ext",
         ],
     );
+    fs::write(
+        dir.join("client.ext"),
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=clientAuth\n",
+    )
+    .expect("write client.ext");
+    for (name, ca) in [("client", "ca"), ("other-client", "other-ca")] {
+        let (key, csr, crt) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+        );
+        let mut args = vec!["req"];
+        args.extend_from_slice(&ec);
+        args.extend_from_slice(&[
+            "-keyout",
+            &key,
+            "-out",
+            &csr,
+            "-subj",
+            "/CN=resilience-client",
+        ]);
+        openssl(dir, &args);
+        let (ca_crt, ca_key) = (format!("{ca}.crt"), format!("{ca}.key"));
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                &ca_crt,
+                "-CAkey",
+                &ca_key,
+                "-CAcreateserial",
+                "-out",
+                &crt,
+                "-days",
+                "2",
+                "-extfile",
+                "client.ext",
+            ],
+        );
+    }
     TlsFiles {
         ca_cert: dir.join("ca.crt"),
         server_cert: dir.join("server.crt"),
         server_key: dir.join("server.key"),
         other_ca_cert: dir.join("other-ca.crt"),
+        client_cert: dir.join("client.crt"),
+        client_key: dir.join("client.key"),
+        other_client_cert: dir.join("other-client.crt"),
+        other_client_key: dir.join("other-client.key"),
     }
 }
 

@@ -1,6 +1,7 @@
 //! [`RedisClient`]: one auto-reconnecting multiplexed connection, every call behind the "redis"
 //! circuit breaker, a deadline and the `redis_*` metrics.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -8,13 +9,15 @@ use std::time::{Duration, Instant};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::io::tcp::TcpSettings;
 use ::redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, FromRedisValue,
+    AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue,
     IntoConnectionInfo, RedisConnectionInfo, ServerErrorKind, TlsCertificates, ToRedisArgs,
 };
 use metrics::{Counter, Gauge, Histogram};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::cluster::Conn;
-use super::config::RedisConfig;
+use super::config::{RedisConfig, TlsClientCert, TlsOptions};
 use super::error::{RedisError, is_auth_failure, tls_failure};
 use super::keys::{RedisKey, render_trusted};
 use super::scripts::{LuaScript, SCRIPTS};
@@ -622,45 +625,83 @@ fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
             reason: "the address could not be used",
         });
     };
-    install_crypto_provider();
-    let root_cert = match &tls.ca_file {
-        None => None,
-        Some(path) => Some(read_ca_file(path)?),
-    };
-    Client::build_with_tls(
-        info,
-        TlsCertificates {
-            client_tls: None,
-            root_cert,
-        },
-    )
-    .map_err(|e| RedisError::Tls {
+    Client::build_with_tls(info, tls_certificates(tls)?).map_err(|e| RedisError::Tls {
         reason: e.to_string(),
     })
 }
 
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<u8>, RedisError> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject;
-    let bytes = std::fs::read(path).map_err(|e| RedisError::TlsFile {
+/// Reads and checks the TLS files of `tls` (CA certificates, client certificate and key), once
+/// per connect: a bad file is reported here, naming it, rather than as a failed handshake.
+pub(crate) fn tls_certificates(tls: &TlsOptions) -> Result<TlsCertificates, RedisError> {
+    install_crypto_provider();
+    let root_cert = match &tls.ca_file {
+        None => None,
+        Some(path) => Some(read_certs(path, "CA certificate")?.0),
+    };
+    let client_tls = match &tls.client_cert {
+        None => None,
+        Some(c) => Some(read_client_cert(c)?),
+    };
+    Ok(TlsCertificates {
+        client_tls,
+        root_cert,
+    })
+}
+
+/// The file's bytes and its parsed certificates (at least one).
+fn read_certs(
+    path: &Path,
+    role: &'static str,
+) -> Result<(Vec<u8>, Vec<CertificateDer<'static>>), RedisError> {
+    let file_err = |reason: String| RedisError::TlsFile {
+        role,
         path: path.to_owned(),
-        reason: e.to_string(),
+        reason,
+    };
+    let bytes = std::fs::read(path).map_err(|e| file_err(e.to_string()))?;
+    let certs = CertificateDer::pem_slice_iter(&bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| file_err(format!("not a valid PEM certificate ({e})")))?;
+    if certs.is_empty() {
+        return Err(file_err(
+            "no `-----BEGIN CERTIFICATE-----` block found".to_owned(),
+        ));
+    }
+    Ok((bytes, certs))
+}
+
+/// The client certificate and key, checked to parse and to belong together. Errors describe the
+/// problem, never the key's bytes.
+fn read_client_cert(c: &TlsClientCert) -> Result<ClientTlsConfig, RedisError> {
+    let (cert_bytes, chain) = read_certs(&c.cert_file, "client certificate")?;
+    let key_err = |reason: String| RedisError::TlsFile {
+        role: "client key",
+        path: c.key_file.clone(),
+        reason,
+    };
+    let key_bytes = std::fs::read(&c.key_file).map_err(|e| key_err(e.to_string()))?;
+    // `PrivateKeyDer`'s parse error names the PEM section problem, not the bytes.
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
+        key_err(format!(
+            "no unencrypted PEM private key found ({e}); expected `-----BEGIN PRIVATE KEY-----`, \
+             `BEGIN EC PRIVATE KEY` or `BEGIN RSA PRIVATE KEY`"
+        ))
     })?;
-    let mut count = 0;
-    for cert in CertificateDer::pem_slice_iter(&bytes) {
-        cert.map_err(|e| RedisError::TlsFile {
-            path: path.to_owned(),
-            reason: format!("not a valid PEM certificate ({e})"),
-        })?;
-        count += 1;
-    }
-    if count == 0 {
-        return Err(RedisError::TlsFile {
-            path: path.to_owned(),
-            reason: "no `-----BEGIN CERTIFICATE-----` block found".to_owned(),
-        });
-    }
-    Ok(bytes)
+    let provider = rustls::crypto::CryptoProvider::get_default()
+        .cloned()
+        .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+    rustls::sign::CertifiedKey::from_der(chain, key, &provider).map_err(|e| {
+        key_err(match e {
+            rustls::Error::InconsistentKeys(_) => {
+                "does not match the client certificate's public key".to_owned()
+            }
+            e => format!("unusable private key ({e})"),
+        })
+    })?;
+    Ok(ClientTlsConfig {
+        client_cert: cert_bytes,
+        client_key: key_bytes,
+    })
 }
 
 /// rustls needs a process-wide crypto provider; install ring's unless the application already

@@ -11,11 +11,23 @@ use crate::circuit_breaker::CircuitBreaker;
 use crate::error::ConfigError;
 
 /// TLS options. Certificate verification is always on; with no `ca_file` the system's trust
-/// store is used.
+/// store is used. Only file paths are kept here: the files are read when connecting, so no key
+/// material lives in the configuration (and `Debug` shows paths only).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TlsOptions {
     /// A PEM file of CA certificates to trust instead of the system's.
     pub ca_file: Option<PathBuf>,
+    /// A client certificate for mutual TLS (servers with `tls-auth-clients yes`).
+    pub client_cert: Option<TlsClientCert>,
+}
+
+/// A client certificate and its private key, as PEM file paths (mutual TLS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsClientCert {
+    /// The certificate chain, end-entity certificate first.
+    pub cert_file: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1), unencrypted.
+    pub key_file: PathBuf,
 }
 
 /// How the connection manager retries a lost connection: delays grow from `min_delay` by
@@ -265,8 +277,22 @@ impl RedisConfigBuilder {
 
     /// Turn TLS on, trusting the CA certificates in this PEM file.
     pub fn tls_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.tls = Some(TlsOptions {
-            ca_file: Some(path.into()),
+        self.tls.get_or_insert_with(TlsOptions::default).ca_file = Some(path.into());
+        self
+    }
+
+    /// Turn TLS on and present this client certificate (mutual TLS, for servers with
+    /// `tls-auth-clients yes`): `cert_file` holds the PEM certificate chain, `key_file` its
+    /// unencrypted PEM private key. Both are read (and checked to match) when connecting; a bad
+    /// file is a [`RedisError::TlsFile`] that never shows the key.
+    pub fn tls_client_cert(
+        mut self,
+        cert_file: impl Into<PathBuf>,
+        key_file: impl Into<PathBuf>,
+    ) -> Self {
+        self.tls.get_or_insert_with(TlsOptions::default).client_cert = Some(TlsClientCert {
+            cert_file: cert_file.into(),
+            key_file: key_file.into(),
         });
         self
     }
@@ -414,6 +440,28 @@ mod tests {
             assert!(matches!(e, RedisError::InvalidUrl { .. }), "{url}: {e:?}");
             assert!(!e.to_string().contains("pw"), "{e}");
         }
+    }
+
+    #[test]
+    fn tls_options_combine_in_any_order() {
+        let a = RedisConfig::builder()
+            .tls_client_cert("c.pem", "k.pem")
+            .tls_ca_file("ca.pem")
+            .build()
+            .unwrap();
+        let b = RedisConfig::builder()
+            .tls_ca_file("ca.pem")
+            .tls_client_cert("c.pem", "k.pem")
+            .tls()
+            .build()
+            .unwrap();
+        assert_eq!(a.tls, b.tls);
+        let tls = a.tls.unwrap();
+        assert_eq!(tls.ca_file.as_deref(), Some(std::path::Path::new("ca.pem")));
+        assert_eq!(
+            tls.client_cert.unwrap().key_file,
+            std::path::PathBuf::from("k.pem")
+        );
     }
 
     #[test]

@@ -23,20 +23,22 @@ pub enum RedisError {
         /// What is wrong with it (never the URL itself, which may hold a password).
         reason: &'static str,
     },
-    /// A TLS file (CA certificate) could not be read or parsed.
-    #[error(
-        "cannot use TLS file `{path}`: {reason}; point `ca_file` at a PEM file of CA certificates"
-    )]
+    /// A TLS file (CA certificates, client certificate or client key) could not be read or
+    /// parsed, or the client key does not match the client certificate.
+    #[error("cannot use the TLS {role} file `{path}`: {reason}")]
     TlsFile {
+        /// What the file was for: `CA certificate`, `client certificate` or `client key`.
+        role: &'static str,
         /// The file.
         path: PathBuf,
-        /// Why.
+        /// Why (never the file's contents).
         reason: String,
     },
     /// The TLS handshake failed (e.g. the server's certificate is not trusted).
     #[error(
         "TLS handshake with Redis failed: {reason}; check that `ca_file` holds the CA that signed \
-         the server's certificate and that the host name matches it"
+         the server's certificate, that the host name matches it, and (servers with \
+         `tls-auth-clients`) that the client certificate is signed by a CA the server trusts"
     )]
     Tls {
         /// The TLS library's reason.
@@ -199,9 +201,14 @@ pub(crate) fn tls_failure(e: &::redis::RedisError) -> Option<String> {
         }
         cur = err.source();
     }
-    // Fallback for wrappers that hide the source: rustls's messages are distinctive.
+    // Fallback for wrappers that hide the source: rustls's messages are distinctive (a refused
+    // client certificate arrives as "received fatal alert: CertificateRequired" / "UnknownCA").
     let text = e.to_string();
-    (text.contains("certificate") || text.contains("handshake")).then_some(text)
+    let lower = text.to_ascii_lowercase();
+    ["certificate", "handshake", "fatal alert", "unknownca"]
+        .iter()
+        .any(|m| lower.contains(m))
+        .then_some(text)
 }
 
 impl crate::retry::Retryable for RedisError {

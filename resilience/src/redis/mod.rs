@@ -44,7 +44,7 @@ mod sentinel;
 mod shared_breaker;
 
 pub use client::{RedisClient, Versioned};
-pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsOptions};
+pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsClientCert, TlsOptions};
 pub use default_client::{default_client, set_default_client};
 pub use error::RedisError;
 pub use keys::{
