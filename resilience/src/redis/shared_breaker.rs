@@ -180,10 +180,10 @@ impl SharedCircuitBreaker {
             .arg(self.success_threshold)
             .arg(u8::from(trial));
         let r: Result<i64, RedisError> = self.client.exec(Op::BreakerRecord, &cmd, Some(s)).await;
-        if let Err(e) = r {
-            if let Some(suppressed) = self.warnings.allow() {
-                tracing::warn!(breaker = %self.name, error = %e, suppressed, "could not record an outcome in the shared breaker");
-            }
+        if let Err(e) = r
+            && let Some(suppressed) = self.warnings.allow()
+        {
+            tracing::warn!(breaker = %self.name, error = %e, suppressed, "could not record an outcome in the shared breaker");
         }
     }
 }
