@@ -11,7 +11,7 @@ use resilience::rate_limit::{
 };
 use resilience::redis::{
     CacheKey, IdempotencyKey, KeyWriter, Keys, LockOwner, RateWindow, RedisClient, RedisConfig,
-    RedisConfigBuilder, RedisError, RedisKey, driver,
+    RedisConfigBuilder, RedisError, RedisKey, SharedCircuitBreaker, driver,
 };
 use support::{RedisServer, poll_until, processes_in_dir};
 
@@ -937,4 +937,52 @@ async fn derived_keys_work_against_the_server() {
     assert_eq!(rendered, "t:sword:goal:abc%3A%2A:user:{7}");
     redis.set(&key, "v", None).await.unwrap();
     assert_eq!(server.cli(&["GET", &rendered]), "v");
+}
+
+#[tokio::test]
+async fn an_outage_logs_one_warning_per_interval_not_one_per_call() {
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(capture.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let mut server = RedisServer::start();
+    let redis = RedisClient::connect(
+        config_for(&server)
+            .response_timeout(Duration::from_millis(200))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let open = RedisRateLimiter::builder(redis.clone(), "flood")
+        .capacity(5)
+        .refill_per_sec(1.0)
+        .failure_policy(FailurePolicy::FailOpen)
+        .build()
+        .unwrap();
+    let shared = SharedCircuitBreaker::builder(redis.clone(), "flood")
+        .build()
+        .unwrap();
+    assert!(open.check_key("k", 1).await.unwrap().allowed);
+    server.stop();
+    for _ in 0..40 {
+        assert!(open.check_key("k", 1).await.unwrap().allowed, "fail open");
+        let permit = shared
+            .try_acquire()
+            .await
+            .expect("unreachable: let through");
+        permit.failure().await;
+    }
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
+    // 40 failing calls each, well inside one 10 s interval: one warning per instance.
+    assert_eq!(count("admitting (fail open)"), 1, "{logs}");
+    assert_eq!(
+        count("shared breaker unreachable") + count("could not record an outcome"),
+        1,
+        "{logs}"
+    );
 }

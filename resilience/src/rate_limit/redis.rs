@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::{KeyedRateLimit, KeyedRateLimiter, RateLimitDecision, RateLimitError};
 use crate::error::ConfigError;
+use crate::log_throttle::LogThrottle;
 use crate::redis::keys::RateBucketKey;
 use crate::redis::{RedisClient, RedisError};
 
@@ -32,6 +33,8 @@ pub struct RedisRateLimiter {
     capacity: u64,
     refill_per_sec: f64,
     policy: FailurePolicy,
+    /// The fail-open / local warnings, at most one per interval while Redis is down.
+    warnings: Arc<LogThrottle>,
 }
 
 impl RedisRateLimiter {
@@ -85,7 +88,9 @@ impl RedisRateLimiter {
     ) -> Result<RateLimitDecision, RateLimitError> {
         match &self.policy {
             FailurePolicy::FailOpen => {
-                tracing::warn!(limiter = %self.name, error = %e, "Redis rate limit failed; admitting (fail open)");
+                if let Some(suppressed) = self.warnings.allow() {
+                    tracing::warn!(limiter = %self.name, error = %e, suppressed, "Redis rate limit failed; admitting (fail open)");
+                }
                 Ok(RateLimitDecision {
                     allowed: true,
                     remaining: 0,
@@ -95,7 +100,9 @@ impl RedisRateLimiter {
             }
             FailurePolicy::FailClosed => Err(RateLimitError::Backend(Box::new(e))),
             FailurePolicy::Local(local) => {
-                tracing::warn!(limiter = %self.name, error = %e, "Redis rate limit failed; deciding locally");
+                if let Some(suppressed) = self.warnings.allow() {
+                    tracing::warn!(limiter = %self.name, error = %e, suppressed, "Redis rate limit failed; deciding locally");
+                }
                 KeyedRateLimit::check_key(&**local, key, cost).await
             }
         }
@@ -163,6 +170,7 @@ impl RedisRateLimiterBuilder {
             capacity,
             refill_per_sec: rate,
             policy: self.policy,
+            warnings: Arc::default(),
         })
     }
 }

@@ -21,6 +21,7 @@ use super::keys::BreakerKey;
 use super::scripts::SCRIPTS;
 use crate::circuit_breaker::{CallError, CircuitBreakerPreset, CircuitOpenError, CircuitState};
 use crate::error::ConfigError;
+use crate::log_throttle::LogThrottle;
 
 /// A circuit breaker shared through Redis by every process using the same name and prefix.
 #[derive(Debug, Clone)]
@@ -32,6 +33,8 @@ pub struct SharedCircuitBreaker {
     success_threshold: u32,
     reset_timeout: Duration,
     half_open_max_calls: u32,
+    /// Warnings while Redis is unreachable, at most one per interval.
+    warnings: Arc<LogThrottle>,
 }
 
 /// Permission to make one call through a [`SharedCircuitBreaker`]; report the outcome with
@@ -112,7 +115,9 @@ impl SharedCircuitBreaker {
                 retry_after: (state == 2).then(|| Duration::from_millis(retry_ms.max(0) as u64)),
             }),
             Err(e) => {
-                tracing::warn!(breaker = %self.name, error = %e, "shared breaker unreachable; letting the call through");
+                if let Some(suppressed) = self.warnings.allow() {
+                    tracing::warn!(breaker = %self.name, error = %e, suppressed, "shared breaker unreachable; letting the call through");
+                }
                 Ok(SharedPermit {
                     breaker: self,
                     trial: false,
@@ -175,8 +180,10 @@ impl SharedCircuitBreaker {
             .arg(self.success_threshold)
             .arg(u8::from(trial));
         let r: Result<i64, RedisError> = self.client.exec(Op::BreakerRecord, &cmd, Some(s)).await;
-        if let Err(e) = r {
-            tracing::warn!(breaker = %self.name, error = %e, "could not record an outcome in the shared breaker");
+        if let Err(e) = r
+            && let Some(suppressed) = self.warnings.allow()
+        {
+            tracing::warn!(breaker = %self.name, error = %e, suppressed, "could not record an outcome in the shared breaker");
         }
     }
 }
@@ -253,6 +260,7 @@ impl SharedCircuitBreakerBuilder {
             success_threshold: self.success_threshold,
             reset_timeout: self.reset_timeout,
             half_open_max_calls: self.half_open_max_calls,
+            warnings: Arc::default(),
         })
     }
 }
