@@ -237,12 +237,16 @@ async fn cluster_operations_and_master_failover() {
 }
 
 #[tokio::test]
-async fn cluster_rejects_tls_and_nonzero_db() {
-    let config = RedisConfig::builder().tls().build().unwrap();
+async fn cluster_checks_tls_files_and_rejects_nonzero_db() {
+    // TLS options apply to the cluster: a missing CA file is reported before any connection.
+    let config = RedisConfig::builder()
+        .tls_ca_file("/nonexistent/ca.pem")
+        .build()
+        .unwrap();
     let e = RedisClient::connect_cluster(config, [("127.0.0.1", 1u16)])
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("tls"), "{e}");
+    assert!(matches!(e, RedisError::TlsFile { .. }), "{e:?}");
     let config = RedisConfig::builder().db(2).build().unwrap();
     let e = RedisClient::connect_cluster(config, [("127.0.0.1", 1u16)])
         .await

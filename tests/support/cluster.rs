@@ -1,12 +1,14 @@
-//! A local Redis Cluster for tests: 3 masters + 3 replicas on free loopback ports, in one
-//! temporary directory (one sub-directory per node), every node killed and reaped on drop.
+//! A local Redis Cluster for tests: 3 masters + 3 replicas (or 3 masters only) on free loopback
+//! ports, in one temporary directory (one sub-directory per node), every node killed and reaped
+//! on drop. Optionally with `requirepass` / `masterauth` and TLS (`tls-cluster yes`,
+//! `tls-replication yes`; every node keeps a plain port for the test's own `redis-cli`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{INSTALL_HINT, answers_ping, free_port};
+use super::{INSTALL_HINT, TlsFiles, answers_ping, free_port, generate_tls};
 
 /// How long the cluster may take to form (`cluster_state:ok` everywhere, replicas in sync).
 const FORM_DEADLINE: Duration = Duration::from_secs(30);
@@ -18,6 +20,8 @@ pub struct ClusterNode {
     pub port: u16,
     /// Cluster bus port (set explicitly: `port + 10000` may not exist).
     pub bus_port: u16,
+    /// TLS client port, for a cluster built with `.tls()`.
+    pub tls_port: Option<u16>,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -36,27 +40,49 @@ impl ClusterNode {
     }
 }
 
-/// A 3-master / 3-replica Redis Cluster.
-#[derive(Debug)]
-pub struct RedisCluster {
-    nodes: Vec<ClusterNode>,
-    // Dropped after the nodes are reaped.
-    dir: tempfile::TempDir,
+/// Options for [`RedisCluster`].
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    password: Option<String>,
+    tls: bool,
+    replicas: bool,
 }
 
-impl RedisCluster {
-    /// Starts six nodes with `cluster-node-timeout` `node_timeout_ms`, creates the cluster
-    /// with `redis-cli --cluster create ... --cluster-replicas 1`, and waits until it is ok.
-    pub fn start(node_timeout_ms: u64) -> Self {
+impl ClusterBuilder {
+    /// `requirepass` and `masterauth` on every node.
+    pub fn password(mut self, password: &str) -> Self {
+        self.password = Some(password.to_owned());
+        self
+    }
+
+    /// TLS on every node (client port, cluster bus and replication), with generated
+    /// certificates (SAN `localhost`, `127.0.0.1`).
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Three masters and no replicas (forms faster; enough when no failover is tested).
+    pub fn masters_only(mut self) -> Self {
+        self.replicas = false;
+        self
+    }
+
+    /// Starts the nodes with `cluster-node-timeout` `node_timeout_ms`, creates the cluster
+    /// with `redis-cli --cluster create`, and waits until it is ok.
+    pub fn start(self, node_timeout_ms: u64) -> RedisCluster {
         let dir = tempfile::Builder::new()
             .prefix("resilience-redis-cluster-")
             .tempdir()
             .expect("create a temporary directory for the cluster");
+        let tls = self.tls.then(|| generate_tls(dir.path()));
         let mut cluster = RedisCluster {
             nodes: Vec::new(),
+            password: self.password,
+            tls,
             dir,
         };
-        for _ in 0..6 {
+        for _ in 0..if self.replicas { 6 } else { 3 } {
             let node = cluster.spawn_node(node_timeout_ms);
             cluster.nodes.push(node);
         }
@@ -67,27 +93,95 @@ impl RedisCluster {
                 .iter()
                 .map(|n| format!("127.0.0.1:{}", n.port)),
         );
-        args.extend(["--cluster-replicas", "1", "--cluster-yes"].map(String::from));
-        let out = Command::new("redis-cli")
+        let replicas = if self.replicas { "1" } else { "0" };
+        args.extend(["--cluster-replicas", replicas, "--cluster-yes"].map(String::from));
+        if let Some(p) = &cluster.password {
+            args.extend(["-a".to_owned(), p.clone(), "--no-auth-warning".to_owned()]);
+        }
+        // `--cluster create` waits for the nodes to join without a deadline of its own (a
+        // node that cannot reach the others' bus would hang the test): bound it.
+        let out_path = cluster.dir.path().join("create.log");
+        let out_file = fs::File::create(&out_path).expect("create.log");
+        let mut create = Command::new("redis-cli")
             .args(&args)
             .stdin(Stdio::null())
-            .output()
+            .stdout(out_file.try_clone().expect("clone create.log"))
+            .stderr(out_file)
+            .spawn()
             .unwrap_or_else(|e| panic!("running redis-cli: {e}; {INSTALL_HINT}"));
+        let deadline = Instant::now() + FORM_DEADLINE;
+        let status = loop {
+            if let Ok(Some(status)) = create.try_wait() {
+                break Some(status);
+            }
+            if Instant::now() > deadline {
+                let _ = create.kill();
+                let _ = create.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
         assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
+            status.is_some_and(|s| s.success()),
+            "redis-cli --cluster create failed or hung ({status:?}): {}",
+            fs::read_to_string(&out_path).unwrap_or_default()
         );
         cluster.wait_until(FORM_DEADLINE, "the cluster to form", |c| c.is_formed());
         cluster
+    }
+}
+
+/// A Redis Cluster of real `redis-server` processes.
+#[derive(Debug)]
+pub struct RedisCluster {
+    nodes: Vec<ClusterNode>,
+    password: Option<String>,
+    tls: Option<TlsFiles>,
+    // Dropped after the nodes are reaped.
+    dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// A plain 3-master / 3-replica cluster (see [`ClusterBuilder::start`]).
+    pub fn start(node_timeout_ms: u64) -> Self {
+        Self::builder().start(node_timeout_ms)
+    }
+
+    /// Options for a cluster: 3 masters + 3 replicas, no password, no TLS.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder {
+            password: None,
+            tls: false,
+            replicas: true,
+        }
+    }
+
+    /// The generated certificates, for a cluster built with `.tls()`.
+    pub fn tls_files(&self) -> &TlsFiles {
+        self.tls
+            .as_ref()
+            .expect("cluster was not started with .tls()")
+    }
+
+    /// `(host, TLS port)` of every node, for a cluster built with `.tls()`.
+    pub fn tls_seeds(&self) -> Vec<(String, u16)> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                (
+                    "127.0.0.1".to_owned(),
+                    n.tls_port.expect("not a TLS cluster"),
+                )
+            })
+            .collect()
     }
 
     fn spawn_node(&self, node_timeout_ms: u64) -> ClusterNode {
         let mut last = String::new();
         for _ in 0..5 {
             let (port, bus_port) = (free_port(), free_port());
-            if port == bus_port {
+            let tls_port = self.tls.as_ref().map(|_| free_port());
+            if port == bus_port || tls_port == Some(port) || tls_port == Some(bus_port) {
                 continue;
             }
             let dir = self.dir.path().join(format!("node-{port}"));
@@ -107,8 +201,22 @@ impl RedisCluster {
                 .arg("--dir")
                 .arg(&dir)
                 .arg("--logfile")
-                .arg(&log)
-                .current_dir(&dir)
+                .arg(&log);
+            if let Some(p) = &self.password {
+                cmd.args(["--requirepass", p, "--masterauth", p]);
+            }
+            if let (Some(tls), Some(tls_port)) = (&self.tls, tls_port) {
+                cmd.args(["--tls-port", &tls_port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&tls.server_cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.server_key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca_cert)
+                    .args(["--tls-auth-clients", "no"])
+                    .args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
+            }
+            cmd.current_dir(&dir)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -130,6 +238,7 @@ impl RedisCluster {
                     return ClusterNode {
                         port,
                         bus_port,
+                        tls_port,
                         dir,
                         child: Some(child),
                     };
@@ -168,6 +277,11 @@ impl RedisCluster {
     pub fn cli(&self, port: u16, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
             .args(["-h", "127.0.0.1", "-p", &port.to_string()])
+            .args(
+                self.password
+                    .iter()
+                    .flat_map(|p| ["-a", p.as_str(), "--no-auth-warning"]),
+            )
             .args(args)
             .output()
             .unwrap_or_else(|e| panic!("running redis-cli: {e}; {INSTALL_HINT}"));

@@ -380,7 +380,7 @@ pub fn generate_tls(dir: &Path) -> TlsFiles {
     fs::write(
         dir.join("server.ext"),
         "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature,keyEncipherment\n\
-         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+         extendedKeyUsage=serverAuth,clientAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
     )
     .expect("write server.ext");
     openssl(

@@ -18,7 +18,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::cluster::Conn;
 use super::config::{RedisConfig, TlsClientCert, TlsOptions};
-use super::error::{RedisError, is_auth_failure, tls_failure};
+use super::error::{RedisError, connect_failure, is_auth_failure};
 use super::keys::{RedisKey, render_trusted};
 use super::scripts::{LuaScript, SCRIPTS};
 use crate::circuit_breaker::{CircuitBreaker, get_circuit_breaker};
@@ -186,20 +186,8 @@ impl RedisClient {
         let conn_cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout));
-        let username = config.username.clone();
         let map_connect = |e: ::redis::RedisError| {
-            if is_auth_failure(&e) {
-                RedisError::Auth {
-                    username: username.clone(),
-                }
-            } else if let Some(reason) = config.tls.as_ref().and_then(|_| tls_failure(&e)) {
-                RedisError::Tls { reason }
-            } else {
-                RedisError::Connect {
-                    addr: addr.clone(),
-                    source: e,
-                }
-            }
+            connect_failure(e, config.username.as_deref(), config.tls.is_some(), &addr)
         };
         let timeout_err = |operation| RedisError::Timeout {
             operation,

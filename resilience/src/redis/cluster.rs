@@ -15,9 +15,9 @@ use ::redis::{
     Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value,
 };
 
-use super::client::RedisClient;
+use super::client::{RedisClient, tls_certificates};
 use super::config::RedisConfig;
-use super::error::RedisError;
+use super::error::{RedisError, connect_failure};
 use super::scripts::SCRIPTS;
 use super::sentinel::SentinelConnection;
 use crate::error::ConfigError;
@@ -65,18 +65,18 @@ impl ConnectionLike for Conn {
     }
 }
 
-/// TLS with Cluster / Sentinel is not wired yet: refuse rather than silently connect in clear.
-pub(crate) fn reject_tls(config: &RedisConfig, mode: &'static str) -> Result<(), RedisError> {
-    if config.tls.is_some() {
-        return Err(RedisError::Config(ConfigError::new(
-            "tls",
-            match mode {
-                "cluster" => "is not supported with Redis Cluster yet",
-                _ => "is not supported with Sentinel yet",
-            },
-        )));
+/// `host:port` as a TCP or (verified) TLS address.
+pub(crate) fn node_addr(host: String, port: u16, tls: bool) -> ConnectionAddr {
+    if tls {
+        ConnectionAddr::TcpTls {
+            host,
+            port,
+            insecure: false,
+            tls_params: None,
+        }
+    } else {
+        ConnectionAddr::Tcp(host, port)
     }
-    Ok(())
 }
 
 pub(crate) fn nodelay() -> TcpSettings {
@@ -86,14 +86,15 @@ pub(crate) fn nodelay() -> TcpSettings {
 impl RedisClient {
     /// Connects to a Redis Cluster. `nodes` (`(host, port)`) are seeds: any reachable one is
     /// enough to learn the topology; the config's own host and port are tried too. The
-    /// config's credentials, key prefix, timeouts and breaker apply; the db must be 0 and TLS
-    /// is not supported with Cluster yet. Scripts are loaded on every node.
+    /// config's credentials (`requirepass` or ACL user), TLS (CA file, client certificate; for
+    /// `tls-cluster yes`, the nodes' certificates must name the addresses the cluster
+    /// announces, usually IPs), key prefix, timeouts and breaker apply to every node; the db
+    /// must be 0. Scripts are loaded on every node.
     pub async fn connect_cluster<I, S>(config: RedisConfig, nodes: I) -> Result<Self, RedisError>
     where
         I: IntoIterator<Item = (S, u16)>,
         S: Into<String>,
     {
-        reject_tls(&config, "cluster")?;
         if config.db != 0 {
             return Err(RedisError::Config(ConfigError::new(
                 "db",
@@ -102,9 +103,10 @@ impl RedisClient {
         }
         let mut seeds: Vec<(String, u16)> = nodes.into_iter().map(|(h, p)| (h.into(), p)).collect();
         seeds.push((config.host.clone(), config.port));
+        let tls = config.tls.is_some();
         let infos = seeds
             .iter()
-            .map(|(h, p)| ConnectionAddr::Tcp(h.clone(), *p).into_connection_info())
+            .map(|(h, p)| node_addr(h.clone(), *p, tls).into_connection_info())
             .collect::<Result<Vec<ConnectionInfo>, _>>()
             .map_err(|_| RedisError::InvalidUrl {
                 reason: "a cluster node address could not be used",
@@ -128,6 +130,10 @@ impl RedisClient {
         if let Some(p) = &config.password {
             b = b.password(p.expose());
         }
+        if let Some(t) = &config.tls {
+            // Also for the nodes learnt from the topology, not only the seeds.
+            b = b.certs(tls_certificates(t)?);
+        }
         let client = b.build().map_err(|e| RedisError::Connect {
             addr: label.clone(),
             source: e,
@@ -136,18 +142,7 @@ impl RedisClient {
             operation,
             after: config.connect_timeout,
         };
-        let connect_err = |e: ::redis::RedisError| {
-            if super::error::is_auth_failure(&e) {
-                RedisError::Auth {
-                    username: config.username.clone(),
-                }
-            } else {
-                RedisError::Connect {
-                    addr: label.clone(),
-                    source: e,
-                }
-            }
-        };
+        let connect_err = |e| connect_failure(e, config.username.as_deref(), tls, &label);
         let conn = tokio::time::timeout(config.connect_timeout, client.get_async_connection())
             .await
             .map_err(|_| timeout_err("connect"))?

@@ -184,6 +184,36 @@ fn is_busy(e: &::redis::RedisError) -> bool {
 pub(crate) fn is_auth_failure(e: &::redis::RedisError) -> bool {
     e.kind() == ::redis::ErrorKind::AuthenticationFailed
         || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        // The cluster client reports "Failed to create initial connections" as an I/O error
+        // with the nodes' errors flattened into its text.
+        || (e.kind() == ::redis::ErrorKind::Io
+            && e.detail().is_some_and(|d| {
+                ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"]
+                    .iter()
+                    .any(|m| d.contains(m))
+            }))
+}
+
+/// A failed connection attempt, typed: refused credentials are [`RedisError::Auth`], a failed
+/// handshake (with TLS on) [`RedisError::Tls`], anything else [`RedisError::Connect`].
+pub(crate) fn connect_failure(
+    e: ::redis::RedisError,
+    username: Option<&str>,
+    tls: bool,
+    addr: &str,
+) -> RedisError {
+    if is_auth_failure(&e) {
+        RedisError::Auth {
+            username: username.map(str::to_owned),
+        }
+    } else if let Some(reason) = tls.then(|| tls_failure(&e)).flatten() {
+        RedisError::Tls { reason }
+    } else {
+        RedisError::Connect {
+            addr: addr.to_owned(),
+            source: e,
+        }
+    }
 }
 
 /// The TLS library's error, if `e` was caused by one.

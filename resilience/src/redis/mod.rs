@@ -54,6 +54,7 @@ pub use keys::{
 pub use lock::{LockGuard, LockOwner};
 pub use scripts::{rate_limit_script_sha, rate_limit_script_source};
 pub use secret::Secret;
+pub use sentinel::{DEFAULT_MASTER_CHECK_INTERVAL, SentinelOptions, SentinelOptionsBuilder};
 pub use shared_breaker::{SharedCircuitBreaker, SharedCircuitBreakerBuilder, SharedPermit};
 
 /// The underlying `redis` crate (e.g. `driver::cmd("INCR")` for [`RedisClient::query`]).

@@ -9,8 +9,12 @@
 //! A graceful failover leaves the old master up and writable for several seconds (Sentinel
 //! demotes it only after a while), so errors alone would keep a client writing to it. A
 //! background task therefore asks a sentinel for the master's address every
-//! [`MASTER_CHECK_INTERVAL`] and drops the connection when the address changed; it ends when
-//! the client is dropped.
+//! [`SentinelOptionsBuilder::master_check_interval`] (default
+//! [`DEFAULT_MASTER_CHECK_INTERVAL`]) and drops the connection when the address changed; it
+//! ends when the client is dropped.
+//!
+//! Sentinels may have their own credentials (`requirepass` on the sentinels, which differ from
+//! the data nodes' `requirepass` / `masterauth`) and TLS: see [`SentinelOptions`].
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -18,15 +22,155 @@ use std::time::Duration;
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
 use ::redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, Pipeline, RedisFuture,
-    ServerErrorKind, Value,
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ErrorKind, IntoConnectionInfo, Pipeline,
+    RedisConnectionInfo, RedisFuture, ServerErrorKind, TlsCertificates, TlsMode, Value,
 };
 use arc_swap::ArcSwapOption;
 
-use super::client::RedisClient;
-use super::cluster::{Conn, load_scripts, nodelay, reject_tls};
-use super::config::RedisConfig;
-use super::error::RedisError;
+use super::client::{RedisClient, tls_certificates};
+use super::cluster::{Conn, load_scripts, node_addr, nodelay};
+use super::config::{RedisConfig, TlsOptions};
+use super::error::{RedisError, connect_failure};
+use super::secret::Secret;
+use crate::error::ConfigError;
+
+/// How often the background task asks a sentinel where the master is, unless
+/// [`SentinelOptionsBuilder::master_check_interval`] says otherwise.
+pub const DEFAULT_MASTER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
+
+/// The shortest master check interval accepted (a tighter loop would only load the sentinels).
+const MIN_MASTER_CHECK_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Where the sentinels are and how to reach them, for
+/// [`RedisClient::connect_sentinel_with`]. Build it with [`SentinelOptions::builder`].
+/// `Debug` never shows the password.
+#[derive(Clone)]
+pub struct SentinelOptions {
+    master_name: String,
+    sentinels: Vec<(String, u16)>,
+    username: Option<String>,
+    password: Option<Secret>,
+    tls: Option<bool>,
+    master_check_interval: Duration,
+}
+
+impl std::fmt::Debug for SentinelOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SentinelOptions")
+            .field("master_name", &self.master_name)
+            .field("sentinels", &self.sentinels)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("tls", &self.tls)
+            .field("master_check_interval", &self.master_check_interval)
+            .finish()
+    }
+}
+
+impl SentinelOptions {
+    /// Options for the master the sentinels at `sentinels` (`(host, port)`) call
+    /// `master_name`. Defaults: no sentinel auth, TLS to the sentinels exactly when the
+    /// [`RedisConfig`] has TLS (with its CA file and client certificate), master check every
+    /// [`DEFAULT_MASTER_CHECK_INTERVAL`].
+    pub fn builder<I, S>(master_name: impl Into<String>, sentinels: I) -> SentinelOptionsBuilder
+    where
+        I: IntoIterator<Item = (S, u16)>,
+        S: Into<String>,
+    {
+        SentinelOptionsBuilder {
+            inner: SentinelOptions {
+                master_name: master_name.into(),
+                sentinels: sentinels.into_iter().map(|(h, p)| (h.into(), p)).collect(),
+                username: None,
+                password: None,
+                tls: None,
+                master_check_interval: DEFAULT_MASTER_CHECK_INTERVAL,
+            },
+        }
+    }
+
+    /// The master's name.
+    pub fn master_name(&self) -> &str {
+        &self.master_name
+    }
+
+    /// How often the sentinels are asked where the master is.
+    pub fn master_check_interval(&self) -> Duration {
+        self.master_check_interval
+    }
+}
+
+/// Builder for [`SentinelOptions`].
+#[derive(Clone, Debug)]
+pub struct SentinelOptionsBuilder {
+    inner: SentinelOptions,
+}
+
+impl SentinelOptionsBuilder {
+    /// ACL user on the sentinels (not on the data nodes: those use the [`RedisConfig`]'s).
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.inner.username = Some(username.into());
+        self
+    }
+
+    /// The sentinels' password (their `requirepass`; may differ from the data nodes').
+    pub fn password(mut self, password: impl Into<Secret>) -> Self {
+        self.inner.password = Some(password.into());
+        self
+    }
+
+    /// Whether the sentinels are reached over TLS (default: when the [`RedisConfig`] has TLS).
+    /// TLS to the sentinels uses the config's CA file and client certificate, or the system's
+    /// trust store when the config has no TLS options.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.inner.tls = Some(on);
+        self
+    }
+
+    /// How often a background task asks a sentinel for the master's address, to leave a
+    /// demoted master quickly after a graceful failover (at least 10 ms; default
+    /// [`DEFAULT_MASTER_CHECK_INTERVAL`]).
+    pub fn master_check_interval(mut self, interval: Duration) -> Self {
+        self.inner.master_check_interval = interval;
+        self
+    }
+
+    /// Checks and builds the options.
+    pub fn build(self) -> Result<SentinelOptions, ConfigError> {
+        let o = self.inner;
+        if o.master_name.is_empty() {
+            return Err(ConfigError::new("master_name", "must not be empty"));
+        }
+        if o.sentinels.is_empty() {
+            return Err(ConfigError::new(
+                "sentinels",
+                "at least one sentinel address is required",
+            ));
+        }
+        if o.sentinels.iter().any(|(h, p)| h.is_empty() || *p == 0) {
+            return Err(ConfigError::new(
+                "sentinels",
+                "every sentinel needs a host and a non-zero port",
+            ));
+        }
+        if o.username.as_deref() == Some("") {
+            return Err(ConfigError::new("sentinel.username", "must not be empty"));
+        }
+        if o.username.is_some() && o.password.is_none() {
+            return Err(ConfigError::new(
+                "sentinel.password",
+                "is required when a sentinel username is set",
+            ));
+        }
+        if o.master_check_interval < MIN_MASTER_CHECK_INTERVAL {
+            return Err(ConfigError::new(
+                "master_check_interval",
+                "must be at least 10 ms",
+            ));
+        }
+        Ok(o)
+    }
+}
 
 struct Shared {
     /// Discovery is serialised: one caller asks the sentinels, the others wait (within their
@@ -85,21 +229,20 @@ impl SentinelConnection {
     }
 }
 
-/// How often the background task asks a sentinel where the master is.
-pub const MASTER_CHECK_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Asks the sentinels (in turn) for the master's address every [`MASTER_CHECK_INTERVAL`] and
-/// drops the current connection when it points elsewhere. Ends when the client is dropped.
+/// Asks the sentinels (in turn) for the master's address every `interval` and drops the
+/// current connection when it points elsewhere. Ends when the client is dropped.
 async fn watch_master(
     shared: Weak<Shared>,
     sentinels: Vec<Client>,
     master_name: String,
     cfg: AsyncConnectionConfig,
+    interval: Duration,
+    query_timeout: Duration,
 ) {
     let mut conn: Option<MultiplexedConnection> = None;
     let mut next = 0usize;
     loop {
-        tokio::time::sleep(MASTER_CHECK_INTERVAL).await;
+        tokio::time::sleep(interval).await;
         let Some(shared) = shared.upgrade() else {
             return;
         };
@@ -116,7 +259,7 @@ async fn watch_master(
         }
         let Some(c) = conn.as_mut() else { continue };
         let reply = tokio::time::timeout(
-            MASTER_CHECK_INTERVAL,
+            query_timeout,
             ::redis::cmd("SENTINEL")
                 .arg("GET-MASTER-ADDR-BY-NAME")
                 .arg(&master_name)
@@ -182,10 +325,11 @@ impl ConnectionLike for SentinelConnection {
 
 impl RedisClient {
     /// Connects to the master that the sentinels at `sentinels` (`(host, port)`) name
-    /// `master_name`, and follows it through failovers. The config's credentials and db apply
-    /// to the master (the sentinels themselves are reached without auth), and its key prefix,
-    /// timeouts and breaker as usual; its host and port are not used. TLS is not supported
-    /// with Sentinel yet.
+    /// `master_name`, and follows it through failovers: [`connect_sentinel_with`] with the
+    /// default [`SentinelOptions`] (sentinels without auth, TLS to them when the config has
+    /// TLS).
+    ///
+    /// [`connect_sentinel_with`]: Self::connect_sentinel_with
     pub async fn connect_sentinel<I, S>(
         config: RedisConfig,
         master_name: &str,
@@ -195,41 +339,68 @@ impl RedisClient {
         I: IntoIterator<Item = (S, u16)>,
         S: Into<String>,
     {
-        reject_tls(&config, "sentinel")?;
-        if master_name.is_empty() {
-            return Err(RedisError::Config(crate::error::ConfigError::new(
-                "master_name",
-                "must not be empty",
-            )));
-        }
-        let addrs: Vec<ConnectionAddr> = sentinels
-            .into_iter()
-            .map(|(h, p)| ConnectionAddr::Tcp(h.into(), p))
+        let options = SentinelOptions::builder(master_name, sentinels).build()?;
+        Self::connect_sentinel_with(config, options).await
+    }
+
+    /// Connects to the master named by the sentinels of `options`, and follows it through
+    /// failovers. The config's credentials, db and TLS (CA file, client certificate) apply to
+    /// the master; the sentinels use the credentials and TLS choice of `options`. The key
+    /// prefix, timeouts and breaker apply as usual; the config's host and port are not used.
+    ///
+    /// With TLS, the data nodes' certificates must name the address the sentinels announce
+    /// (usually an IP: `subjectAltName = IP:...`).
+    pub async fn connect_sentinel_with(
+        config: RedisConfig,
+        options: SentinelOptions,
+    ) -> Result<Self, RedisError> {
+        let master_name = options.master_name.as_str();
+        let sentinel_tls = options.tls.unwrap_or(config.tls.is_some());
+        let data_certs = config.tls.as_ref().map(tls_certificates).transpose()?;
+        let sentinel_certs = if sentinel_tls {
+            Some(tls_certificates(
+                config.tls.as_ref().unwrap_or(&TlsOptions::default()),
+            )?)
+        } else {
+            None
+        };
+        let addrs: Vec<ConnectionAddr> = options
+            .sentinels
+            .iter()
+            .map(|(h, p)| node_addr(h.clone(), *p, sentinel_tls))
             .collect();
-        let sentinel_addrs = addrs.clone();
-        if addrs.is_empty() {
-            return Err(RedisError::Config(crate::error::ConfigError::new(
-                "sentinels",
-                "at least one sentinel address is required",
-            )));
-        }
         let label = format!("sentinel master `{master_name}`");
-        let connect_err = |e| RedisError::Connect {
+        let build_err = |e| RedisError::Connect {
             addr: label.clone(),
             source: e,
         };
-        let mut b = SentinelClientBuilder::new(addrs, master_name, SentinelServerType::Master)
-            .map_err(connect_err)?
-            .set_client_to_redis_db(config.db)
-            .set_client_to_redis_tcp_settings(nodelay())
-            .set_client_to_sentinel_tcp_settings(nodelay());
+        let mut b =
+            SentinelClientBuilder::new(addrs.clone(), master_name, SentinelServerType::Master)
+                .map_err(build_err)?
+                .set_client_to_redis_db(config.db)
+                .set_client_to_redis_tcp_settings(nodelay())
+                .set_client_to_sentinel_tcp_settings(nodelay());
         if let Some(u) = &config.username {
             b = b.set_client_to_redis_username(u);
         }
         if let Some(p) = &config.password {
             b = b.set_client_to_redis_password(p.expose());
         }
-        let client = b.build().map_err(connect_err)?;
+        if let Some(certs) = &data_certs {
+            b = b
+                .set_client_to_redis_tls_mode(TlsMode::Secure)
+                .set_client_to_redis_certificates(certs.clone());
+        }
+        if let Some(u) = &options.username {
+            b = b.set_client_to_sentinel_username(u);
+        }
+        if let Some(p) = &options.password {
+            b = b.set_client_to_sentinel_password(p.expose());
+        }
+        if let Some(certs) = &sentinel_certs {
+            b = b.set_client_to_sentinel_certificates(certs.clone());
+        }
+        let client = b.build().map_err(build_err)?;
         let conn = SentinelConnection {
             shared: Arc::new(Shared {
                 client: tokio::sync::Mutex::new(client),
@@ -240,26 +411,27 @@ impl RedisClient {
                 db: config.db,
             }),
         };
-        // Discover now, so a wrong name or unreachable sentinels are reported at once.
-        tokio::time::timeout(config.connect_timeout, conn.connection())
+        // Discover now, so a wrong name, wrong credentials or unreachable sentinels are
+        // reported at once.
+        let discovered = tokio::time::timeout(config.connect_timeout, conn.connection())
             .await
             .map_err(|_| RedisError::Timeout {
                 operation: "connect",
                 after: config.connect_timeout,
-            })?
-            .map_err(|e| {
-                if super::error::is_auth_failure(&e) {
-                    RedisError::Auth {
-                        username: config.username.clone(),
-                    }
-                } else {
-                    RedisError::Connect {
-                        addr: label.clone(),
-                        source: e,
-                    }
-                }
             })?;
-        let watcher_clients = sentinel_clients(&sentinel_addrs);
+        if let Err(e) = discovered {
+            // The error does not say whether a sentinel or the master refused; the sentinels'
+            // credentials are the likelier suspect only if we have none for the master.
+            let tls = sentinel_tls || data_certs.is_some();
+            let e = connect_failure(e, config.username.as_deref(), tls, &label);
+            return Err(match e {
+                RedisError::Auth { .. } if config.password.is_none() => RedisError::Auth {
+                    username: options.username.clone(),
+                },
+                e => e,
+            });
+        }
+        let watcher_clients = sentinel_clients(&addrs, &options, sentinel_certs.as_ref());
         tokio::spawn(watch_master(
             Arc::downgrade(&conn.shared),
             watcher_clients,
@@ -267,6 +439,8 @@ impl RedisClient {
             AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(config.connect_timeout))
                 .set_response_timeout(Some(config.response_timeout)),
+            options.master_check_interval,
+            config.response_timeout,
         ));
         Ok(RedisClient::from_parts(
             Conn::Sentinel(conn),
@@ -276,12 +450,32 @@ impl RedisClient {
     }
 }
 
-fn sentinel_clients(addrs: &[ConnectionAddr]) -> Vec<Client> {
+/// Clients for the watcher: one per sentinel, with the sentinels' credentials and TLS.
+fn sentinel_clients(
+    addrs: &[ConnectionAddr],
+    options: &SentinelOptions,
+    certs: Option<&TlsCertificates>,
+) -> Vec<Client> {
+    let mut redis = RedisConnectionInfo::default();
+    if let Some(u) = &options.username {
+        redis = redis.set_username(u);
+    }
+    if let Some(p) = &options.password {
+        redis = redis.set_password(p.expose());
+    }
     addrs
         .iter()
         .filter_map(|a| {
-            let info = ::redis::IntoConnectionInfo::into_connection_info(a.clone()).ok()?;
-            Client::open(info.set_tcp_settings(nodelay())).ok()
+            let info = a
+                .clone()
+                .into_connection_info()
+                .ok()?
+                .set_tcp_settings(nodelay())
+                .set_redis_settings(redis.clone());
+            match certs {
+                Some(c) => Client::build_with_tls(info, c.clone()).ok(),
+                None => Client::open(info).ok(),
+            }
         })
         .collect()
 }
