@@ -53,6 +53,16 @@ pub enum RedisError {
         /// The user name that was tried, if any (the password is never kept here).
         username: Option<String>,
     },
+    /// The sentinels refused the credentials of [`SentinelOptions`](super::SentinelOptions).
+    #[error(
+        "Redis Sentinel authentication failed{}: check the sentinels' username and password \
+         (SentinelOptions; they may differ from the data nodes')",
+        username.as_ref().map(|u| format!(" for user `{u}`")).unwrap_or_default()
+    )]
+    SentinelAuth {
+        /// The sentinel user name that was tried, if any (never the password).
+        username: Option<String>,
+    },
     /// The server could not be reached.
     #[error("cannot connect to Redis at {addr}: {source}")]
     Connect {
@@ -131,7 +141,7 @@ impl RedisError {
         match self {
             Self::Config(_) | Self::InvalidUrl { .. } | Self::TlsFile { .. } => "config",
             Self::Tls { .. } => "tls",
-            Self::Auth { .. } => "auth",
+            Self::Auth { .. } | Self::SentinelAuth { .. } => "auth",
             Self::Connect { .. } => "connection",
             Self::Timeout { .. } => "timeout",
             Self::CircuitOpen(_) => "circuit_open",
@@ -158,7 +168,11 @@ impl RedisError {
     pub(crate) fn is_infrastructure(&self) -> bool {
         matches!(
             self,
-            Self::Connect { .. } | Self::Timeout { .. } | Self::Tls { .. } | Self::Auth { .. }
+            Self::Connect { .. }
+                | Self::Timeout { .. }
+                | Self::Tls { .. }
+                | Self::Auth { .. }
+                | Self::SentinelAuth { .. }
         ) || matches!(self, Self::Command { source, .. } if is_transport(source) || is_busy(source))
     }
 }

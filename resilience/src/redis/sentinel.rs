@@ -419,19 +419,21 @@ impl RedisClient {
                 operation: "connect",
                 after: config.connect_timeout,
             })?;
+        let watcher_clients = sentinel_clients(&addrs, &options, sentinel_certs.as_ref());
         if let Err(e) = discovered {
-            // The error does not say whether a sentinel or the master refused; the sentinels'
-            // credentials are the likelier suspect only if we have none for the master.
             let tls = sentinel_tls || data_certs.is_some();
             let e = connect_failure(e, config.username.as_deref(), tls, &label);
-            return Err(match e {
-                RedisError::Auth { .. } if config.password.is_none() => RedisError::Auth {
+            // The error does not say whether a sentinel or the master refused the credentials:
+            // ask a sentinel directly.
+            if matches!(e, RedisError::Auth { .. })
+                && sentinel_refuses(&watcher_clients, config.connect_timeout).await
+            {
+                return Err(RedisError::SentinelAuth {
                     username: options.username.clone(),
-                },
-                e => e,
-            });
+                });
+            }
+            return Err(e);
         }
-        let watcher_clients = sentinel_clients(&addrs, &options, sentinel_certs.as_ref());
         tokio::spawn(watch_master(
             Arc::downgrade(&conn.shared),
             watcher_clients,
@@ -448,6 +450,21 @@ impl RedisClient {
             label,
         ))
     }
+}
+
+/// Whether the first sentinel refuses our credentials.
+async fn sentinel_refuses(sentinels: &[Client], within: Duration) -> bool {
+    let Some(client) = sentinels.first() else {
+        return false;
+    };
+    let ping = async {
+        let mut c = client.get_multiplexed_async_connection().await?;
+        ::redis::cmd("PING").query_async::<Value>(&mut c).await
+    };
+    matches!(
+        tokio::time::timeout(within, ping).await,
+        Ok(Err(e)) if super::error::is_auth_failure(&e)
+    )
 }
 
 /// Clients for the watcher: one per sentinel, with the sentinels' credentials and TLS.
