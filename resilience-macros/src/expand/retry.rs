@@ -55,6 +55,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Callable,
     },
     Spec {
+        name: "on_retry",
+        kind: Kind::Callable,
+    },
+    Spec {
         name: "crate",
         kind: Kind::Crate,
     },
@@ -92,6 +96,7 @@ pub(super) struct Config {
     source: TokenStream,
     attempt_timeout_ms: Option<u64>,
     retry_if: Option<syn::Expr>,
+    on_retry: Option<syn::Expr>,
     rebinds: Vec<Rebind>,
 }
 
@@ -200,6 +205,7 @@ impl Config {
             source,
             attempt_timeout_ms: opts.int("attempt_timeout_ms").map(|(v, _)| v),
             retry_if: opts.expr("retry_if").cloned(),
+            on_retry: opts.expr("on_retry").cloned(),
             rebinds,
         })
     }
@@ -239,9 +245,13 @@ impl Config {
             (false, true) => "retry_step_blocking_if",
         };
         let step = private_fn(krate, span, step_name);
+        let on_retry = match &self.on_retry {
+            Some(expr) => quote!(#expr),
+            None => quote!(#krate::__private::no_observer),
+        };
         let args = match &self.retry_if {
-            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr),
-            None => quote!(&mut __resilience_retry, __resilience_outcome),
+            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr, #on_retry),
+            None => quote!(&mut __resilience_retry, __resilience_outcome, #on_retry),
         };
         let step = if asyncness {
             quote!(#step(#args).await)

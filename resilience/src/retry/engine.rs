@@ -634,6 +634,11 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
         self.policy
     }
 
+    /// The attempt running (1-based).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempts
+    }
+
     /// The deadline, once known.
     pub(crate) fn deadline(&self) -> Option<I> {
         self.deadline
