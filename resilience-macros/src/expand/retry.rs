@@ -214,7 +214,16 @@ impl Config {
         let krate = &self.krate;
         let source = &self.source;
         let p = private(krate, return_span(sig));
-        let rebinds = self.rebinds.iter().map(|r| match r {
+        // Only arguments the body mentions are re-bound per attempt: one used only by
+        // `on_retry` / `retry_if` (or not at all) is neither cloned nor left unused.
+        let body_tokens = quote!(#body);
+        let rebinds = self.rebinds.iter().filter(|r| {
+            let ident = match r {
+                Rebind::Clone { ident, .. } | Rebind::Reborrow { ident, .. } => ident,
+            };
+            mentions(body_tokens.clone(), ident)
+        });
+        let rebinds = rebinds.map(|r| match r {
             Rebind::Clone { ident, mutable, ty } => {
                 let m = mutable.then(|| quote!(mut));
                 let pk = private(krate, ty.span());
@@ -290,6 +299,18 @@ impl Config {
             }
         }
     }
+}
+
+/// Whether `tokens` mention `ident`: as an identifier, or inside a literal (a format string's
+/// `{ident}` names it without an identifier token). Erring towards "mentioned" only costs a clone.
+fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
+    let name = ident.to_string();
+    tokens.into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(i) => i == *ident,
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), ident),
+        proc_macro2::TokenTree::Literal(l) => l.to_string().contains(&name),
+        proc_macro2::TokenTree::Punct(_) => false,
+    })
 }
 
 fn rebinds(sig: &Signature, errors: &mut Errors) -> Vec<Rebind> {
