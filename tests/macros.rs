@@ -521,3 +521,26 @@ async fn inner_attribute_applies_per_attempt() {
     assert_eq!(retried_with_timeout(&calls).await, Ok(3));
     assert_eq!(start.elapsed(), Duration::from_millis(220));
 }
+
+/// Compiles only if the argument is `Send`.
+fn is_send<T: Send>(_: &T) {}
+
+#[test]
+fn attribute_futures_are_send() {
+    // `tokio::spawn` needs it: a `Sequence`, a limiter or a bulkhead permit held across an
+    // await must not make the function's future `!Send`. (A compile-time check; the futures
+    // are dropped unpolled.)
+    let calls = AtomicU32::new(0);
+    let events = Mutex::new(Vec::new());
+    let gate = tokio::sync::Notify::new();
+    is_send(&always_fails_quick());
+    is_send(&fixed_backoff(&calls));
+    is_send(&closure_predicate(&calls));
+    is_send(&observed(&events, &calls));
+    is_send(&hangs(&calls));
+    is_send(&limited());
+    is_send(&per_id(1));
+    is_send(&exclusive(&gate));
+    is_send(&sleeps(Duration::from_millis(1)));
+    assert_eq!(calls.load(Ordering::SeqCst), 0, "unpolled futures run nothing");
+}
