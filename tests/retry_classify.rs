@@ -177,4 +177,12 @@ fn io_errors_made_from_rejections_keep_their_meaning() {
     .into();
     assert_eq!(full.kind(), std::io::ErrorKind::Other);
     assert!(full.get_ref().is_some_and(|e| e.is::<BulkheadFull>()));
+
+    // An open breaker's refusal is not worth an immediate retry (README, stacking order).
+    let open: std::io::Error = resilience::CircuitOpenError {
+        name: "payments".into(),
+        retry_after: Some(Duration::from_secs(30)),
+    }
+    .into();
+    assert!(!open.is_retryable());
 }
