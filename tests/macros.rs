@@ -542,5 +542,9 @@ fn attribute_futures_are_send() {
     is_send(&per_id(1));
     is_send(&exclusive(&gate));
     is_send(&sleeps(Duration::from_millis(1)));
-    assert_eq!(calls.load(Ordering::SeqCst), 0, "unpolled futures run nothing");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "unpolled futures run nothing"
+    );
 }

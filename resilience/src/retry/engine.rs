@@ -453,6 +453,7 @@ where
 {
     type Output = Result<T, O::Err>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
