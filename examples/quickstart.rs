@@ -7,6 +7,7 @@
 //! The upstream follows a script so the tour is the same on every run: it is healthy, then has a
 //! few transient hiccups (retries absorb them), then goes down hard (the breaker opens and calls
 //! fail fast instead of piling up), then recovers (the breaker probes in half-open and closes).
+//! A last round runs the same stack declared with attributes on one `async fn`.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -14,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use resilience::circuit_breaker::{CallError, CircuitBreaker, CircuitBreakerConfig};
 use resilience::retry::{Backoff, RetryError, RetryPolicy};
-use resilience::{RateLimiter, retry};
+use resilience::{
+    CircuitOpenError, RateLimited, RateLimiter, circuit_breaker, configure_circuit_breaker,
+    rate_limit, retry,
+};
 
 /// What the fake upstream does on a given call number.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -56,6 +60,34 @@ impl Upstream {
                 "connection refused",
             )),
         }
+    }
+}
+
+/// The same stack as the hand-built one below, declared: attributes wrap outermost first, so the
+/// limiter sees every call, the breaker one call per retried sequence, and the retry each attempt.
+/// `io::Error` receives the rejections (`From<RateLimited>`, `From<CircuitOpenError>`) and
+/// classifies what is worth retrying (`Retryable`: refused / reset connections are).
+#[rate_limit(per_second = 20, burst = 5)]
+#[circuit_breaker("weather-declared")]
+#[retry(
+    max_attempts = 3,
+    initial_delay_ms = 20,
+    max_delay_ms = 100,
+    backoff = "exponential"
+)]
+async fn declared_forecast(upstream: &Upstream, city: &'static str) -> std::io::Result<String> {
+    upstream.forecast(city).await
+}
+
+/// Describes a declared call's outcome.
+fn describe(result: &std::io::Result<String>) -> String {
+    match result {
+        Ok(forecast) => format!("ok: {forecast}"),
+        Err(e) => match e.get_ref() {
+            Some(inner) if inner.is::<CircuitOpenError>() => "rejected fast: breaker open".into(),
+            Some(inner) if inner.is::<RateLimited>() => format!("rate limited: {inner}"),
+            _ => format!("failed: {e}"),
+        },
     }
 }
 
@@ -217,5 +249,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         snapshot.state,
         started.elapsed()
     );
+
+    // The declared stack: its breaker takes the same numbers, registered before first use.
+    println!("\n== the same stack, declared with attributes");
+    let declared = configure_circuit_breaker(
+        "weather-declared",
+        CircuitBreakerConfig::builder()
+            .failure_threshold(3)
+            .reset_timeout(Duration::from_millis(300))
+            .build()?,
+    )?;
+    for (mood, calls) in [(Mood::Hiccup, 2), (Mood::Down, 5)] {
+        upstream.set_mood(mood);
+        for _ in 0..calls {
+            let result = declared_forecast(&upstream, "Porto").await;
+            println!("  {mood:?} upstream: {}", describe(&result));
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    }
+    println!("  declared breaker is {}", declared.state());
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Behaviour of the expanded attributes: they do what the hand-written calls do. Time runs on
 //! tokio's paused clock.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
@@ -9,7 +10,7 @@ use resilience::retry::Retryable;
 use resilience::{BulkheadFull, RateLimited, TimeoutError, bulkhead, rate_limit, retry, timeout};
 use tokio::time::Instant;
 
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Error {
     Transient(u32),
     Throttled(Duration),
@@ -272,6 +273,52 @@ fn sync_fns_use_the_classification_too() {
     assert!(start.elapsed() < Duration::from_millis(500));
 }
 
+#[retry(
+    max_attempts = 3,
+    initial_delay_ms = 100,
+    max_delay_ms = 100,
+    backoff = "fixed",
+    on_retry = |ev| events.lock().unwrap().push((ev.attempt, ev.max_attempts, ev.delay, ev.error.error().cloned()))
+)]
+async fn observed(events: &Mutex<Vec<RetryLog>>, calls: &AtomicU32) -> Result<u32, Error> {
+    let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
+    if n < 3 {
+        return Err(Error::Transient(n));
+    }
+    Ok(n)
+}
+
+type RetryLog = (u32, u32, Duration, Option<Error>);
+
+static BLOCKING_EVENTS: AtomicU32 = AtomicU32::new(0);
+
+fn count_retry(_: &resilience::retry::RetryEvent<'_, Error>) {
+    BLOCKING_EVENTS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[retry(max_attempts = 4, initial_delay_ms = 1, max_delay_ms = 1, on_retry = count_retry)]
+fn observed_blocking() -> Result<(), Error> {
+    Err(Error::Transient(0))
+}
+
+#[tokio::test(start_paused = true)]
+async fn on_retry_sees_each_failed_attempt_before_its_wait() {
+    let events = Mutex::new(Vec::new());
+    let calls = AtomicU32::new(0);
+    assert_eq!(observed(&events, &calls).await, Ok(3));
+    let ms = Duration::from_millis(100);
+    assert_eq!(
+        *events.lock().unwrap(),
+        [
+            (1, 3, ms, Some(Error::Transient(1))),
+            (2, 3, ms, Some(Error::Transient(2)))
+        ]
+    );
+    // A path works too, on sync fns; no event after the last attempt.
+    assert_eq!(observed_blocking(), Err(Error::Transient(0)));
+    assert_eq!(BLOCKING_EVENTS.load(Ordering::SeqCst), 3);
+}
+
 struct Account {
     attempts: u32,
     history: Vec<String>,
@@ -473,4 +520,31 @@ async fn inner_attribute_applies_per_attempt() {
     let start = Instant::now();
     assert_eq!(retried_with_timeout(&calls).await, Ok(3));
     assert_eq!(start.elapsed(), Duration::from_millis(220));
+}
+
+/// Compiles only if the argument is `Send`.
+fn is_send<T: Send>(_: &T) {}
+
+#[test]
+fn attribute_futures_are_send() {
+    // `tokio::spawn` needs it: a `Sequence`, a limiter or a bulkhead permit held across an
+    // await must not make the function's future `!Send`. (A compile-time check; the futures
+    // are dropped unpolled.)
+    let calls = AtomicU32::new(0);
+    let events = Mutex::new(Vec::new());
+    let gate = tokio::sync::Notify::new();
+    is_send(&always_fails_quick());
+    is_send(&fixed_backoff(&calls));
+    is_send(&closure_predicate(&calls));
+    is_send(&observed(&events, &calls));
+    is_send(&hangs(&calls));
+    is_send(&limited());
+    is_send(&per_id(1));
+    is_send(&exclusive(&gate));
+    is_send(&sleeps(Duration::from_millis(1)));
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        0,
+        "unpolled futures run nothing"
+    );
 }

@@ -31,6 +31,18 @@ fn config_for(server: &RedisServer) -> RedisConfigBuilder {
         .circuit_breaker(private_breaker())
 }
 
+/// A client whose calls (reconnects included) give up after `deadline`.
+async fn client_with_deadline(server: &RedisServer, deadline: Duration) -> RedisClient {
+    RedisClient::connect(
+        config_for(server)
+            .response_timeout(deadline)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
 async fn client(server: &RedisServer) -> RedisClient {
     RedisClient::connect(config_for(server).build().unwrap())
         .await
@@ -459,14 +471,7 @@ async fn server_restart_mid_test_reconnects() {
 #[tokio::test]
 async fn frozen_server_hits_the_deadline_and_limiter_policies_apply() {
     let server = RedisServer::start();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .response_timeout(Duration::from_millis(200))
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = client_with_deadline(&server, Duration::from_millis(200)).await;
     let open = RedisRateLimiter::builder(redis.clone(), "api")
         .capacity(2)
         .refill_per_sec(1.0)
@@ -693,15 +698,26 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
     }
 }
 
+impl Capture {
+    /// Captures this thread's `tracing` events at `level` and above until the guard drops.
+    fn install(level: tracing::Level) -> (Self, tracing::subscriber::DefaultGuard) {
+        let capture = Capture::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(capture.clone())
+            .finish();
+        (capture, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn secrets_never_reach_debug_display_or_logs() {
     const PW: &str = "pa55-Wörd-xyzzy";
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (capture, _guard) = Capture::install(tracing::Level::TRACE);
 
     let server = RedisServer::builder().password(PW).start();
     let url = format!(
@@ -727,7 +743,7 @@ async fn secrets_never_reach_debug_display_or_logs() {
     tracing::error!(error = %wrong, debug = ?wrong, "auth failed");
     let printed = format!(
         "{builder:?} {cfg:?} {redis:?} {wrong} {wrong:?} {}",
-        String::from_utf8_lossy(&capture.0.lock().unwrap())
+        capture.text()
     );
     assert!(
         printed.contains("lock guard dropped"),
@@ -941,22 +957,9 @@ async fn derived_keys_work_against_the_server() {
 
 #[tokio::test]
 async fn an_outage_logs_one_warning_per_interval_not_one_per_call() {
-    let capture = Capture::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::WARN)
-        .with_writer(capture.clone())
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-
+    let (capture, _guard) = Capture::install(tracing::Level::WARN);
     let mut server = RedisServer::start();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .response_timeout(Duration::from_millis(200))
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = client_with_deadline(&server, Duration::from_millis(200)).await;
     let open = RedisRateLimiter::builder(redis.clone(), "flood")
         .capacity(5)
         .refill_per_sec(1.0)
@@ -976,7 +979,7 @@ async fn an_outage_logs_one_warning_per_interval_not_one_per_call() {
             .expect("unreachable: let through");
         permit.failure().await;
     }
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let count = |needle: &str| logs.lines().filter(|l| l.contains(needle)).count();
     // 40 failing calls each, well inside one 10 s interval: one warning per instance.
     assert_eq!(count("admitting (fail open)"), 1, "{logs}");

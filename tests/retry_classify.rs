@@ -156,3 +156,33 @@ fn toolkit_errors() {
         .is_retryable()
     );
 }
+
+#[test]
+fn io_errors_made_from_rejections_keep_their_meaning() {
+    use resilience::BulkheadFull;
+    // `#[rate_limit]` on an `io::Result` fn: the rejection travels inside the io::Error, and the
+    // classifier still finds it and its wait.
+    let limited: std::io::Error = RateLimited {
+        retry_after: Duration::from_secs(2),
+    }
+    .into();
+    assert!(limited.is_retryable());
+    assert_eq!(limited.retry_after(), Some(Duration::from_secs(2)));
+    assert!(limited.to_string().contains("rate limited"), "{limited}");
+
+    let full: std::io::Error = BulkheadFull::QueueFull {
+        max_concurrent: 2,
+        max_queued: 0,
+    }
+    .into();
+    assert_eq!(full.kind(), std::io::ErrorKind::Other);
+    assert!(full.get_ref().is_some_and(|e| e.is::<BulkheadFull>()));
+
+    // An open breaker's refusal is not worth an immediate retry (README, stacking order).
+    let open: std::io::Error = resilience::CircuitOpenError {
+        name: "payments".into(),
+        retry_after: Some(Duration::from_secs(30)),
+    }
+    .into();
+    assert!(!open.is_retryable());
+}

@@ -5,38 +5,18 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Builds the example once per test binary (a no-op when it is fresh) and returns its path.
-fn example_binary() -> &'static PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let mut cargo = Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "--example", "service"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"));
-        // Cargo sets CARGO_MANIFEST_DIR, CARGO_PKG_* ... for this test process; passed on, they
-        // make build scripts that track them (ring's) rebuild on every run.
-        for (key, _) in std::env::vars() {
-            if key.starts_with("CARGO_") && key != "CARGO_HOME" && key != "CARGO_TARGET_DIR" {
-                cargo.env_remove(key);
-            }
-        }
-        let status = cargo.status().expect("run cargo build --example service");
-        assert!(status.success(), "cargo build --example service failed");
-        // <target>/debug/deps/service-<hash> -> <target>/debug/examples/service
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap();
-        let path = profile_dir
-            .join("examples")
-            .join(format!("service{}", std::env::consts::EXE_SUFFIX));
-        assert!(path.exists(), "{} not found", path.display());
-        path
-    })
+#[path = "support/example.rs"]
+mod example;
+
+/// The `service` example, built once per test binary.
+fn example_binary() -> PathBuf {
+    example::example_binary("service")
 }
 
 struct Service {

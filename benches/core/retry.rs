@@ -89,6 +89,10 @@ pub fn bench(c: &mut Criterion) {
         b.to_async(&rt)
             .iter(|| async { shared_policy.run(op).await.map_err(|_| ()) })
     });
+    g.bench_function("resilience_run_with_timeouts", |b| {
+        b.to_async(&rt)
+            .iter(|| async { shared_policy.run_with_timeouts(op).await.map_err(|_| ()) })
+    });
     g.bench_function("backon", |b| {
         b.to_async(&rt)
             .iter(|| async { op.retry(backon_builder).await.map_err(|_| ()) })

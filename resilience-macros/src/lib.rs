@@ -224,6 +224,10 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 /// - The body runs once per attempt, so each argument is cloned per attempt (a non-`Clone`
 ///   argument is a compile error at its type; `&mut T` arguments are re-borrowed) and `&self` /
 ///   `&mut self` are re-borrowed; by-value `self` and destructuring patterns are rejected.
+/// - `on_retry = path_or_closure` (`Fn(&RetryEvent<'_, E>)`) is called before each wait with
+///   the failed attempt's number, the maximum, the wait and the error (or the timeout); a
+///   closure may use the function's arguments: `on_retry = |ev| tracing::warn!(attempt =
+///   ev.attempt, ?ev.delay, "retrying")`. Metrics and `tracing` events are emitted either way.
 /// - On exhaustion the function returns the last error, unchanged. Works on sync fns too
 ///   (waits with `std::thread::sleep`, which tokio's paused clock does not skip).
 /// - `crate = "path"` points the generated code at a renamed `resilience` dependency.

@@ -53,6 +53,14 @@ pub enum BulkheadFull {
     },
 }
 
+/// For functions returning `io::Result` under `#[bulkhead]`: an `ErrorKind::Other` error
+/// carrying the rejection.
+impl From<BulkheadFull> for std::io::Error {
+    fn from(full: BulkheadFull) -> Self {
+        std::io::Error::other(full)
+    }
+}
+
 /// The outcome of [`Bulkhead::call`]: refused by the bulkhead, or the call's own error.
 #[derive(Debug, thiserror::Error)]
 pub enum BulkheadError<E> {

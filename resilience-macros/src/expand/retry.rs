@@ -55,6 +55,10 @@ const SPECS: &[Spec] = &[
         kind: Kind::Callable,
     },
     Spec {
+        name: "on_retry",
+        kind: Kind::Callable,
+    },
+    Spec {
         name: "crate",
         kind: Kind::Crate,
     },
@@ -92,6 +96,7 @@ pub(super) struct Config {
     source: TokenStream,
     attempt_timeout_ms: Option<u64>,
     retry_if: Option<syn::Expr>,
+    on_retry: Option<syn::Expr>,
     rebinds: Vec<Rebind>,
 }
 
@@ -200,6 +205,7 @@ impl Config {
             source,
             attempt_timeout_ms: opts.int("attempt_timeout_ms").map(|(v, _)| v),
             retry_if: opts.expr("retry_if").cloned(),
+            on_retry: opts.expr("on_retry").cloned(),
             rebinds,
         })
     }
@@ -208,7 +214,16 @@ impl Config {
         let krate = &self.krate;
         let source = &self.source;
         let p = private(krate, return_span(sig));
-        let rebinds = self.rebinds.iter().map(|r| match r {
+        // Only arguments the body mentions are re-bound per attempt: one used only by
+        // `on_retry` / `retry_if` (or not at all) is neither cloned nor left unused.
+        let body_tokens = quote!(#body);
+        let rebinds = self.rebinds.iter().filter(|r| {
+            let ident = match r {
+                Rebind::Clone { ident, .. } | Rebind::Reborrow { ident, .. } => ident,
+            };
+            mentions(body_tokens.clone(), ident)
+        });
+        let rebinds = rebinds.map(|r| match r {
             Rebind::Clone { ident, mutable, ty } => {
                 let m = mutable.then(|| quote!(mut));
                 let pk = private(krate, ty.span());
@@ -239,9 +254,13 @@ impl Config {
             (false, true) => "retry_step_blocking_if",
         };
         let step = private_fn(krate, span, step_name);
+        let on_retry = match &self.on_retry {
+            Some(expr) => quote!(#expr),
+            None => quote!(#krate::__private::no_observer),
+        };
         let args = match &self.retry_if {
-            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr),
-            None => quote!(&mut __resilience_retry, __resilience_outcome),
+            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr, #on_retry),
+            None => quote!(&mut __resilience_retry, __resilience_outcome, #on_retry),
         };
         let step = if asyncness {
             quote!(#step(#args).await)
@@ -280,6 +299,18 @@ impl Config {
             }
         }
     }
+}
+
+/// Whether `tokens` mention `ident`: as an identifier, or inside a literal (a format string's
+/// `{ident}` names it without an identifier token). Erring towards "mentioned" only costs a clone.
+fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
+    let name = ident.to_string();
+    tokens.into_iter().any(|tree| match tree {
+        proc_macro2::TokenTree::Ident(i) => i == *ident,
+        proc_macro2::TokenTree::Group(g) => mentions(g.stream(), ident),
+        proc_macro2::TokenTree::Literal(l) => l.to_string().contains(&name),
+        proc_macro2::TokenTree::Punct(_) => false,
+    })
 }
 
 fn rebinds(sig: &Signature, errors: &mut Errors) -> Vec<Rebind> {

@@ -33,6 +33,23 @@ pub struct RateSpec {
     pub burst: Option<u32>,
 }
 
+/// Builds a limiter (in-memory or keyed: their builders share these methods) from the numbers
+/// the macro checked.
+macro_rules! build_limiter {
+    ($builder:expr, $spec:expr) => {{
+        let spec: &RateSpec = $spec;
+        let built = $builder
+            .rate(spec.count, Duration::from_secs(spec.period_secs))
+            .burst(spec.burst.unwrap_or(spec.count))
+            .build();
+        match built {
+            Ok(limiter) => limiter,
+            Err(error) => rejected_at_runtime("#[rate_limit]", &error),
+        }
+    }};
+}
+pub(super) use build_limiter;
+
 /// The limiter of one `#[rate_limit]` function (a `static` in the generated body).
 pub struct LimiterCell {
     spec: RateSpec,
@@ -49,17 +66,8 @@ impl LimiterCell {
 
     #[inline]
     pub fn get(&self) -> &RateLimiter {
-        self.limiter.get_or_init(|| {
-            let spec = &self.spec;
-            let built = RateLimiter::builder()
-                .rate(spec.count, Duration::from_secs(spec.period_secs))
-                .burst(spec.burst.unwrap_or(spec.count))
-                .build();
-            match built {
-                Ok(limiter) => limiter,
-                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
-            }
-        })
+        self.limiter
+            .get_or_init(|| build_limiter!(RateLimiter::builder(), &self.spec))
     }
 }
 
@@ -79,17 +87,8 @@ impl KeyedLimiterCell {
 
     #[inline]
     pub fn get(&self) -> &KeyedRateLimiter<String> {
-        self.limiter.get_or_init(|| {
-            let spec = &self.spec;
-            let built = KeyedRateLimiter::builder()
-                .rate(spec.count, Duration::from_secs(spec.period_secs))
-                .burst(spec.burst.unwrap_or(spec.count))
-                .build();
-            match built {
-                Ok(limiter) => limiter,
-                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
-            }
-        })
+        self.limiter
+            .get_or_init(|| build_limiter!(KeyedRateLimiter::builder(), &self.spec))
     }
 }
 

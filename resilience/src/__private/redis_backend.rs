@@ -14,6 +14,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use super::breaker::from_call;
+use super::rate_limit::build_limiter;
 use super::{FromCircuitOpen, FromRateLimited, LimitKey, Outcome, RateSpec, rejected_at_runtime};
 use crate::circuit_breaker::{CircuitBreakerConfig, CircuitBreakerPreset, TripPolicy};
 use crate::error::ConfigError;
@@ -171,17 +172,8 @@ impl RedisLimiterCell {
     }
 
     fn local(&self) -> &Arc<KeyedRateLimiter> {
-        self.local.get_or_init(|| {
-            let spec = &self.spec;
-            let built = KeyedRateLimiter::builder()
-                .rate(spec.count, Duration::from_secs(spec.period_secs))
-                .burst(self.capacity())
-                .build();
-            match built {
-                Ok(limiter) => Arc::new(limiter),
-                Err(error) => rejected_at_runtime("#[rate_limit]", &error),
-            }
-        })
+        self.local
+            .get_or_init(|| Arc::new(build_limiter!(KeyedRateLimiter::builder(), &self.spec)))
     }
 
     /// The Redis limiter, built on first use from the client `client` gives; `None` while there

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use super::{FromTimeout, Outcome, rejected_at_runtime};
 use crate::retry::engine::{
-    Cut, Failure, Last, Mode, Moment, Sequence, Stop, SystemClock, Timed, Verdict, classify,
+    Cut, CutLike, Failure, Last, Mode, Moment, Sequence, Stop, SystemClock, Timed, Verdict,
+    classify,
 };
-use crate::retry::{Backoff, RetryPolicy, RetryPreset, Retryable};
+use crate::retry::{AttemptFailure, Backoff, RetryEvent, RetryPolicy, RetryPreset, Retryable};
 
 /// Where a `#[retry]` function's policy comes from.
 pub enum RetrySource {
@@ -210,10 +211,11 @@ where
 /// The decision after one attempt: `Break` with the result to return, or `Continue` with the
 /// wait before the next attempt and the failure to report if the wait is cut.
 #[inline]
-fn decide<A, I, V>(
+fn decide<A, I, V, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, I>,
     outcome: A,
     verdict: V,
+    on_retry: N,
     now: impl FnOnce() -> I,
 ) -> ControlFlow<A::R, Wait<A>>
 where
@@ -221,6 +223,7 @@ where
     <A::R as Outcome>::Err: 'static,
     I: Moment,
     V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
     let failure = match outcome.split() {
         Ok(value) => {
@@ -231,22 +234,35 @@ where
     };
     let policy = state.seq.policy();
     match state.seq.judge(failure, |e| verdict(e, policy), now) {
-        Ok(next) => ControlFlow::Continue(next),
+        Ok((delay, current)) => {
+            on_retry(&RetryEvent {
+                attempt: state.seq.attempt(),
+                max_attempts: policy.max_attempts(),
+                delay,
+                error: match &current {
+                    Last::Error(e) => AttemptFailure::Error(e),
+                    Last::Cut(cut, _) => AttemptFailure::Timeout(cut.cut().timeout()),
+                },
+            });
+            ControlFlow::Continue((delay, current))
+        }
         Err(stop) => ControlFlow::Break(A::give_up(stop)),
     }
 }
 
-async fn step<A, V>(
+async fn step<A, V, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
     outcome: A,
     verdict: V,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: 'static,
     V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    let (delay, current) = decide(state, outcome, verdict, tokio::time::Instant::now)?;
+    let (delay, current) = decide(state, outcome, verdict, on_retry, tokio::time::Instant::now)?;
     if state.seq.wait(delay).await {
         state.seq.resume(current);
         ControlFlow::Continue(())
@@ -255,17 +271,19 @@ where
     }
 }
 
-fn step_blocking<A, V>(
+fn step_blocking<A, V, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
     outcome: A,
     verdict: V,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: 'static,
     V: FnOnce(&<A::R as Outcome>::Err, &RetryPolicy) -> Verdict,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    let (delay, current) = decide(state, outcome, verdict, std::time::Instant::now)?;
+    let (delay, current) = decide(state, outcome, verdict, on_retry, std::time::Instant::now)?;
     if state.seq.wait_blocking(delay, &SystemClock) {
         state.seq.resume(current);
         ControlFlow::Continue(())
@@ -273,6 +291,10 @@ where
         ControlFlow::Break(A::give_up(state.seq.cancelled(current)))
     }
 }
+
+/// No `on_retry` observer (the attribute's default).
+#[inline(always)]
+pub fn no_observer<E>(_: &RetryEvent<'_, E>) {}
 
 /// The error type's own classification (`Retryable`, through the policy).
 #[inline]
@@ -296,58 +318,66 @@ fn by_predicate<E>(retry_if: impl FnOnce(&E) -> bool) -> impl FnOnce(&E, &RetryP
 /// After an attempt of an async `#[retry]` function (errors classified by `Retryable`):
 /// `Break` with the result to return, or `Continue` after the wait, for the next attempt.
 #[inline]
-pub async fn retry_step<A>(
+pub async fn retry_step<A, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
     outcome: A,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: RetryableError,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    step(state, outcome, by_retryable).await
+    step(state, outcome, by_retryable, on_retry).await
 }
 
 /// [`retry_step`] with `retry_if`.
 #[inline]
-pub async fn retry_step_if<A, P>(
+pub async fn retry_step_if<A, P, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, tokio::time::Instant>,
     outcome: A,
     retry_if: P,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: 'static,
     P: FnOnce(&<A::R as Outcome>::Err) -> bool,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    step(state, outcome, by_predicate(retry_if)).await
+    step(state, outcome, by_predicate(retry_if), on_retry).await
 }
 
 /// [`retry_step`] for a sync function: waits with `std::thread::sleep`.
 #[inline]
-pub fn retry_step_blocking<A>(
+pub fn retry_step_blocking<A, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
     outcome: A,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: RetryableError,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    step_blocking(state, outcome, by_retryable)
+    step_blocking(state, outcome, by_retryable, on_retry)
 }
 
 /// [`retry_step_blocking`] with `retry_if`.
 #[inline]
-pub fn retry_step_blocking_if<A, P>(
+pub fn retry_step_blocking_if<A, P, N>(
     state: &mut RetryLoop<<A::R as Outcome>::Err, std::time::Instant>,
     outcome: A,
     retry_if: P,
+    on_retry: N,
 ) -> ControlFlow<A::R>
 where
     A: AttemptOutcome,
     <A::R as Outcome>::Err: 'static,
     P: FnOnce(&<A::R as Outcome>::Err) -> bool,
+    N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
-    step_blocking(state, outcome, by_predicate(retry_if))
+    step_blocking(state, outcome, by_predicate(retry_if), on_retry)
 }
 
 /// A `#[retry]` argument, cloned for each attempt.

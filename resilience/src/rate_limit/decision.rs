@@ -11,6 +11,14 @@ pub struct RateLimited {
     pub retry_after: Duration,
 }
 
+/// For functions returning `io::Result` under `#[rate_limit]`: an `ErrorKind::Other` error
+/// carrying the rejection (the retry classifier still finds it and its `retry_after`).
+impl From<RateLimited> for std::io::Error {
+    fn from(limited: RateLimited) -> Self {
+        std::io::Error::other(limited)
+    }
+}
+
 /// The full answer of a limiter for one request of some cost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimitDecision {

@@ -453,6 +453,7 @@ where
 {
     type Output = Result<T, O::Err>;
 
+    #[inline(always)]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
@@ -632,6 +633,11 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
 
     pub(crate) fn policy(&self) -> &'p RetryPolicy {
         self.policy
+    }
+
+    /// The attempt running (1-based).
+    pub(crate) fn attempt(&self) -> u32 {
+        self.attempts
     }
 
     /// The deadline, once known.

@@ -54,8 +54,9 @@
 //! | [`RetryPolicy::run_with_timeouts`] | `Result<T, E>`, `E: From<TimeoutError>` | yes |
 //! | [`retry_blocking`], [`RetryPolicy::retry_blocking`] | `Result<T, RetryError<E>>` | no |
 //!
-//! `run` and `run_with_timeouts` are for code (such as the `#[retry]` attribute's expansion)
-//! that returns the operation's own error type `E`. Their rules:
+//! `run` and `run_with_timeouts` are for code that returns the operation's own error type `E`;
+//! the `#[retry]` attribute follows the same rules (`run`'s, or `run_with_timeouts`' when it is
+//! given `attempt_timeout_ms`), driving the same sequence from its own loop. The rules:
 //! - Exhausted, not retryable, deadline, cancelled: the last error an attempt returned.
 //! - `run` never cuts an attempt, so it needs no conversion: `attempt_timeout` is not applied
 //!   and the total deadline only stops waits from starting. A cancelled token ends the sequence

@@ -41,10 +41,26 @@ async fn main() {
     let _ = with_closure().await;
     let _ = blocking_with_path();
     let _ = classified().await;
+    let _ = journaled(Journal(Default::default()), true).await;
 }
 
 /// The runtime's classifier works as a predicate for error types implementing `Retryable`.
 #[retry(preset = "quick", retry_if = resilience::Retryable::is_retryable)]
 pub async fn classified() -> Result<(), std::io::Error> {
     Ok(())
+}
+
+/// Not `Clone`: fine as an argument the body does not use (only `on_retry` does), since only
+/// the arguments the body mentions are cloned per attempt.
+pub struct Journal(std::sync::Mutex<Vec<u32>>);
+
+#[retry(
+    max_attempts = 3,
+    initial_delay_ms = 1,
+    max_delay_ms = 1,
+    retry_if = is_transient,
+    on_retry = |ev| journal.0.lock().unwrap().push(ev.attempt)
+)]
+pub async fn journaled(journal: Journal, fail: bool) -> Result<(), FetchError> {
+    if fail { Err(FetchError::Transient) } else { Ok(()) }
 }
