@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub mod integration;
+#[cfg(feature = "redis")]
 mod log_throttle;
 pub mod metrics;
 pub mod rate_limit;

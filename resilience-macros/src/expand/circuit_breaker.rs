@@ -144,12 +144,15 @@ impl Config {
                 }
                 None => quote!(#krate::__private::default_redis_client),
             };
+            let backend = private_fn(krate, shared.span, "redis_backend");
             return quote! {
-                static __RESILIENCE_BREAKER: #cell = #cell::new(#name, #preset);
-                #call(
-                    __RESILIENCE_BREAKER.get(#client),
-                    move || async move { #body },
-                ).await
+                #backend! {{
+                    static __RESILIENCE_BREAKER: #cell = #cell::new(#name, #preset);
+                    #call(
+                        __RESILIENCE_BREAKER.get(#client),
+                        move || async move { #body },
+                    ).await
+                }}
             };
         }
         let cell = quote! {

@@ -249,12 +249,15 @@ impl Config {
             None => quote!(#krate::__private::REDIS_UNKEYED),
         };
         let name = &redis.name;
+        let backend = private_fn(krate, redis.backend, "redis_backend");
         quote! {
-            static __RESILIENCE_LIMITER: #cell = #cell::new(#spec, #name, #policy);
-            if let ::core::option::Option::Some(__resilience_rejected) =
-                #verdict_fn(__RESILIENCE_LIMITER.check(#client, #key).await)
-            {
-                return __resilience_rejected;
+            #backend! {
+                static __RESILIENCE_LIMITER: #cell = #cell::new(#spec, #name, #policy);
+                if let ::core::option::Option::Some(__resilience_rejected) =
+                    #verdict_fn(__RESILIENCE_LIMITER.check(#client, #key).await)
+                {
+                    return __resilience_rejected;
+                }
             }
         }
     }

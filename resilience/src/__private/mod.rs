@@ -60,18 +60,44 @@ pub mod presets {
 
 mod breaker;
 mod bulkhead;
+
+/// Wraps the code `#[rate_limit(backend = "redis")]` and `#[circuit_breaker(shared = true)]`
+/// generate: passed through with the runtime's `redis` feature, one clear error without it (in
+/// place of a cascade of missing `__private` items).
+#[cfg(feature = "redis")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __resilience_redis_backend {
+    ($($code:tt)*) => { $($code)* };
+}
+
+/// See the `redis` variant above.
+#[cfg(not(feature = "redis"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __resilience_redis_backend {
+    ($($code:tt)*) => {
+        ::core::compile_error!(
+            "`backend = \"redis\"` and `shared = true` need the `redis` feature of `resilience` \
+             (on by default; enable it with `features = [\"redis\"]`)"
+        )
+    };
+}
 mod rate_limit;
 #[cfg(feature = "redis")]
 mod redis_backend;
+#[cfg(feature = "redis")]
 mod redis_key;
 mod retry;
 mod shutdown_hook;
 mod timeout;
 pub use breaker::*;
 pub use bulkhead::*;
+pub use crate::__resilience_redis_backend as redis_backend;
 pub use rate_limit::*;
 #[cfg(feature = "redis")]
 pub use redis_backend::*;
+#[cfg(feature = "redis")]
 pub use redis_key::*;
 pub use retry::*;
 pub use shutdown_hook::*;

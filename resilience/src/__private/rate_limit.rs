@@ -48,6 +48,7 @@ macro_rules! build_limiter {
         }
     }};
 }
+#[cfg(feature = "redis")]
 pub(super) use build_limiter;
 
 /// The limiter of one `#[rate_limit]` function (a `static` in the generated body).
