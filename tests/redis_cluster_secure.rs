@@ -1,5 +1,5 @@
-//! Redis Cluster with `requirepass` and TLS everywhere (`tls-cluster yes`,
-//! `tls-replication yes`), against real processes.
+//! Redis Cluster with `requirepass` and mutual TLS everywhere (`tls-cluster yes`,
+//! `tls-replication yes`, `tls-auth-clients yes`), against real processes.
 
 mod support;
 
@@ -10,16 +10,18 @@ use resilience::circuit_breaker::{CircuitBreaker, CircuitBreakerConfig, CircuitB
 use resilience::redis::{
     Keys, RateWindow, RedisClient, RedisConfig, RedisConfigBuilder, RedisError,
 };
+use support::TlsFiles;
 use support::cluster::RedisCluster;
 use support::processes_in_dir;
 
 const PASSWORD: &str = "cluster-pw-123";
 
-fn base(ca: &std::path::Path) -> RedisConfigBuilder {
+fn base(tls: &TlsFiles, ca: &std::path::Path) -> RedisConfigBuilder {
     RedisConfig::builder()
         .host("127.0.0.1")
         .key_prefix("sec")
         .tls_ca_file(ca)
+        .tls_client_cert(&tls.client_cert, &tls.client_key)
         .circuit_breaker(Arc::new(CircuitBreaker::new(
             "redis-cluster-secure",
             CircuitBreakerConfig::from_preset(CircuitBreakerPreset::Tolerant),
@@ -32,7 +34,7 @@ fn base(ca: &std::path::Path) -> RedisConfigBuilder {
 async fn cluster_with_password_over_tls() {
     let cluster = RedisCluster::builder()
         .password(PASSWORD)
-        .tls()
+        .tls_auth_clients()
         .masters_only()
         .start(2000);
     let dir = cluster.dir().to_owned();
@@ -41,7 +43,7 @@ async fn cluster_with_password_over_tls() {
     let port = seeds[0].1;
 
     let redis = RedisClient::connect_cluster(
-        base(&tls.ca_cert)
+        base(&tls, &tls.ca_cert)
             .port(port)
             .password(PASSWORD)
             .build()
@@ -71,7 +73,7 @@ async fn cluster_with_password_over_tls() {
 
     // A wrong password, or none: a typed auth error, well within the connect timeout.
     for password in [Some("wrong-pw"), None] {
-        let mut b = base(&tls.ca_cert).port(port);
+        let mut b = base(&tls, &tls.ca_cert).port(port);
         if let Some(p) = password {
             b = b.password(p);
         }
@@ -86,7 +88,7 @@ async fn cluster_with_password_over_tls() {
 
     // TLS is really verified: trusting another CA fails the handshake.
     let e = RedisClient::connect_cluster(
-        base(&tls.other_ca_cert)
+        base(&tls, &tls.other_ca_cert)
             .port(port)
             .password(PASSWORD)
             .build()
@@ -95,6 +97,20 @@ async fn cluster_with_password_over_tls() {
     )
     .await
     .unwrap_err();
+    assert!(matches!(e, RedisError::Tls { .. }), "{e:?}");
+
+    // Without a client certificate the nodes refuse the handshake.
+    let no_cert = RedisConfig::builder()
+        .host("127.0.0.1")
+        .port(port)
+        .password(PASSWORD)
+        .tls_ca_file(&tls.ca_cert)
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let e = RedisClient::connect_cluster(no_cert, seeds.clone())
+        .await
+        .unwrap_err();
     assert!(matches!(e, RedisError::Tls { .. }), "{e:?}");
 
     drop(redis);

@@ -1,4 +1,4 @@
-//! Sentinel with passwords (different ones for the sentinels and the data nodes) and TLS
+//! Sentinel with passwords (different ones for the sentinels and the data nodes) and mutual TLS
 //! everywhere, against real processes; the master check interval option.
 
 mod support;
@@ -20,6 +20,10 @@ fn base(setup: &SentinelSetup) -> RedisConfigBuilder {
     RedisConfig::builder()
         .key_prefix("sen")
         .tls_ca_file(&setup.tls_files().ca_cert)
+        .tls_client_cert(
+            &setup.tls_files().client_cert,
+            &setup.tls_files().client_key,
+        )
         .circuit_breaker(Arc::new(CircuitBreaker::new(
             "redis-sentinel-secure",
             CircuitBreakerConfig::from_preset(CircuitBreakerPreset::Tolerant),
@@ -43,7 +47,7 @@ async fn sentinel_with_auth_and_tls() {
     let setup = SentinelSetup::builder()
         .password(DATA_PW)
         .sentinel_password(SENTINEL_PW)
-        .tls()
+        .tls_auth_clients()
         .start(5000);
     let dir = setup.dir().to_owned();
     let sentinels = setup.sentinel_tls_addrs();
@@ -133,10 +137,18 @@ async fn sentinel_with_auth_and_tls() {
     )
     .await
     .unwrap_err();
-    assert!(
-        matches!(e, RedisError::Tls { .. } | RedisError::Connect { .. }),
-        "{e:?}"
-    );
+    assert!(matches!(e, RedisError::Tls { .. }), "{e:?}");
+    // Without a client certificate the sentinels refuse the handshake.
+    let no_cert = RedisConfig::builder()
+        .password(DATA_PW)
+        .tls_ca_file(&setup.tls_files().ca_cert)
+        .connect_timeout(Duration::from_secs(3))
+        .build()
+        .unwrap();
+    let e = RedisClient::connect_sentinel_with(no_cert, options(SENTINEL_PW))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, RedisError::Tls { .. }), "{e:?}");
 
     drop(redis);
     drop(setup);

@@ -45,6 +45,7 @@ impl ClusterNode {
 pub struct ClusterBuilder {
     password: Option<String>,
     tls: bool,
+    tls_auth_clients: bool,
     replicas: bool,
 }
 
@@ -59,6 +60,14 @@ impl ClusterBuilder {
     /// certificates (SAN `localhost`, `127.0.0.1`).
     pub fn tls(mut self) -> Self {
         self.tls = true;
+        self
+    }
+
+    /// TLS (as `.tls()`) requiring client certificates signed by the test CA on the client
+    /// ports (`tls-auth-clients yes`).
+    pub fn tls_auth_clients(mut self) -> Self {
+        self.tls = true;
+        self.tls_auth_clients = true;
         self
     }
 
@@ -80,6 +89,7 @@ impl ClusterBuilder {
             nodes: Vec::new(),
             password: self.password,
             tls,
+            tls_auth_clients: self.tls_auth_clients,
             dir,
         };
         for _ in 0..if self.replicas { 6 } else { 3 } {
@@ -137,6 +147,7 @@ pub struct RedisCluster {
     nodes: Vec<ClusterNode>,
     password: Option<String>,
     tls: Option<TlsFiles>,
+    tls_auth_clients: bool,
     // Dropped after the nodes are reaped.
     dir: tempfile::TempDir,
 }
@@ -152,6 +163,7 @@ impl RedisCluster {
         ClusterBuilder {
             password: None,
             tls: false,
+            tls_auth_clients: false,
             replicas: true,
         }
     }
@@ -213,7 +225,10 @@ impl RedisCluster {
                     .arg(&tls.server_key)
                     .arg("--tls-ca-cert-file")
                     .arg(&tls.ca_cert)
-                    .args(["--tls-auth-clients", "no"])
+                    .args([
+                        "--tls-auth-clients",
+                        if self.tls_auth_clients { "yes" } else { "no" },
+                    ])
                     .args(["--tls-cluster", "yes", "--tls-replication", "yes"]);
             }
             cmd.current_dir(&dir)

@@ -28,6 +28,7 @@ pub struct SentinelBuilder {
     password: Option<String>,
     sentinel_password: Option<String>,
     tls: bool,
+    tls_auth_clients: bool,
 }
 
 impl SentinelBuilder {
@@ -50,6 +51,14 @@ impl SentinelBuilder {
         self
     }
 
+    /// TLS (as `.tls()`) requiring client certificates signed by the test CA everywhere
+    /// (`tls-auth-clients yes`).
+    pub fn tls_auth_clients(mut self) -> Self {
+        self.tls = true;
+        self.tls_auth_clients = true;
+        self
+    }
+
     /// Starts everything with `down-after-milliseconds` `down_after_ms` and waits until every
     /// sentinel knows the replica and the other two sentinels.
     pub fn start(self, down_after_ms: u64) -> SentinelSetup {
@@ -69,7 +78,16 @@ impl SentinelBuilder {
                 a.push(k.into());
                 a.push(v.display().to_string());
             }
-            a.extend(["--tls-auth-clients", "no", "--tls-replication", "yes"].map(String::from));
+            let auth_clients = if self.tls_auth_clients { "yes" } else { "no" };
+            a.extend(
+                [
+                    "--tls-auth-clients",
+                    auth_clients,
+                    "--tls-replication",
+                    "yes",
+                ]
+                .map(String::from),
+            );
             a
         };
         let mut auth: Vec<String> = Vec::new();
@@ -131,10 +149,11 @@ impl SentinelBuilder {
             if let (Some(t), Some(tp)) = (&tls, tls_port) {
                 text.push_str(&format!(
                     "tls-port {tp}\ntls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n\
-                     tls-auth-clients no\ntls-replication yes\n",
+                     tls-auth-clients {}\ntls-replication yes\n",
                     t.server_cert.display(),
                     t.server_key.display(),
-                    t.ca_cert.display()
+                    t.ca_cert.display(),
+                    if self.tls_auth_clients { "yes" } else { "no" }
                 ));
             }
             fs::write(&conf, text).expect("write sentinel.conf");
