@@ -91,9 +91,9 @@ mod redis_key;
 mod retry;
 mod shutdown_hook;
 mod timeout;
+pub use crate::__resilience_redis_backend as redis_backend;
 pub use breaker::*;
 pub use bulkhead::*;
-pub use crate::__resilience_redis_backend as redis_backend;
 pub use rate_limit::*;
 #[cfg(feature = "redis")]
 pub use redis_backend::*;

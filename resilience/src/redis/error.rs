@@ -275,6 +275,39 @@ mod tests {
     use crate::retry::Retryable;
 
     #[test]
+    fn flattened_connect_errors_are_still_typed() {
+        // What the cluster client reports when every seed refused the password.
+        let e = ::redis::RedisError::from((
+            ::redis::ErrorKind::Io,
+            "Failed to create initial connections",
+            "Io: Password authentication failed - AuthenticationFailed".to_owned(),
+        ));
+        assert!(is_auth_failure(&e));
+        assert!(matches!(
+            connect_failure(e, Some("app"), true, "x:1"),
+            RedisError::Auth { username: Some(u) } if u == "app"
+        ));
+        // A refused client certificate, as a text-only I/O error.
+        let e = ::redis::RedisError::from(std::io::Error::other(
+            "received fatal alert: CertificateRequired",
+        ));
+        assert!(!is_auth_failure(&e));
+        assert!(matches!(
+            connect_failure(e, None, true, "x:1"),
+            RedisError::Tls { .. }
+        ));
+        let refused =
+            ::redis::RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+        assert!(matches!(
+            connect_failure(refused, None, true, "x:1"),
+            RedisError::Connect { .. }
+        ));
+        let e = RedisError::SentinelAuth { username: None };
+        assert_eq!(e.kind(), "auth");
+        assert!(e.is_infrastructure() && !e.is_transient());
+    }
+
+    #[test]
     fn transient_errors_are_retryable_and_bad_input_is_not() {
         let timeout = RedisError::Timeout {
             operation: "get",

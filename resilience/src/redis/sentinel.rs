@@ -357,12 +357,11 @@ impl RedisClient {
         let master_name = options.master_name.as_str();
         let sentinel_tls = options.tls.unwrap_or(config.tls.is_some());
         let data_certs = config.tls.as_ref().map(tls_certificates).transpose()?;
-        let sentinel_certs = if sentinel_tls {
-            Some(tls_certificates(
-                config.tls.as_ref().unwrap_or(&TlsOptions::default()),
-            )?)
-        } else {
-            None
+        // The sentinels share the data nodes' PKI; without TLS options, the system's roots.
+        let sentinel_certs = match (sentinel_tls, &data_certs) {
+            (false, _) => None,
+            (true, Some(certs)) => Some(certs.clone()),
+            (true, None) => Some(tls_certificates(&TlsOptions::default())?),
         };
         let addrs: Vec<ConnectionAddr> = options
             .sentinels
