@@ -13,6 +13,15 @@
 //!   [`RedisClient::with_lock`]), optimistic writes ([`RedisClient::create_if_not_exists`],
 //!   [`RedisClient::conditional_update`]), and [`SharedCircuitBreaker`]: one breaker state
 //!   shared by several processes.
+//! - Topologies: [`RedisClient::connect`] (one server), [`RedisClient::connect_cluster`] (Redis
+//!   Cluster: seeds, topology learnt, scripts on every node) and
+//!   [`RedisClient::connect_sentinel`] / [`RedisClient::connect_sentinel_with`] (Sentinel:
+//!   master discovery and re-discovery; [`SentinelOptions`] for the sentinels' own credentials,
+//!   TLS and the master check interval). TLS ([`RedisConfigBuilder::tls_ca_file`],
+//!   [`RedisConfigBuilder::tls_client_cert`] for mutual TLS) and credentials apply to every node.
+//! - Attributes: [`set_default_client`] installs the client that
+//!   `#[rate_limit(backend = "redis")]` and `#[circuit_breaker(shared = true)]` use when not given
+//!   `client = ...`.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), resilience::redis::RedisError> {
