@@ -416,18 +416,19 @@ pin_project! {
         parts: Option<(P, F)>,
         mk: Mk,
         #[pin]
-        state: State<Fut, S>,
+        first: First<Fut>,
+        // Apart from `first`, so the first-try path never touches (or drops) the rest's type.
+        rest: Option<Pin<Box<S>>>,
         report: PhantomData<fn() -> O>,
     }
 }
 
 pin_project! {
-    #[project = StateProj]
-    enum State<Fut, S> {
+    #[project = FirstProj]
+    enum First<Fut> {
         Start,
-        First { #[pin] fut: Fut },
-        Rest { fut: Pin<Box<S>> },
-        Done,
+        Running { #[pin] fut: Fut },
+        Over,
     }
 }
 
@@ -436,7 +437,8 @@ impl<P, O, F, Fut, S, Mk> RetryFuture<P, O, F, Fut, S, Mk> {
         Self {
             parts: Some((policy, f)),
             mk,
-            state: State::Start,
+            first: First::Start,
+            rest: None,
             report: PhantomData,
         }
     }
@@ -457,8 +459,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            match this.state.as_mut().project() {
-                StateProj::Start => {
+            if let Some(rest) = this.rest.as_mut() {
+                return poll_rest::<_, O, _, _, _>(rest, cx);
+            }
+            match this.first.as_mut().project() {
+                FirstProj::Start => {
                     let Some((policy, f)) = this.parts.as_mut() else {
                         panic!("RetryFuture polled after completion");
                     };
@@ -467,43 +472,38 @@ where
                         && token.is_cancelled()
                         && let Some(err) = O::cancelled_before_start()
                     {
-                        this.state.set(State::Done);
+                        this.first.set(First::Over);
+                        this.parts.take();
                         return Poll::Ready(Err(err));
                     }
                     if policy.first_attempt_timed() {
+                        this.first.set(First::Over);
                         let Some((policy, f)) = this.parts.take() else {
                             panic!("RetryFuture polled after completion");
                         };
-                        let fut = boxed_rest(this.mk, policy, f, Begin::Timed);
-                        this.state.set(State::Rest { fut });
+                        *this.rest = Some(boxed_rest(this.mk, policy, f, Begin::Timed));
                     } else {
                         let fut = f();
-                        this.state.set(State::First { fut });
+                        this.first.set(First::Running { fut });
                     }
                 }
-                StateProj::First { fut } => match fut.poll(cx) {
+                FirstProj::Running { fut } => match fut.poll(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Ok(v)) => {
                         record_success(1);
-                        this.state.set(State::Done);
+                        this.first.set(First::Over);
                         return Poll::Ready(Ok(v));
                     }
                     Poll::Ready(Err(e)) => {
-                        this.state.set(State::Done);
+                        this.first.set(First::Over);
                         let Some((policy, f)) = this.parts.take() else {
                             panic!("RetryFuture polled after completion");
                         };
                         let begin = Begin::After(Failure::Error(e));
-                        let fut = boxed_rest(this.mk, policy, f, begin);
-                        this.state.set(State::Rest { fut });
+                        *this.rest = Some(boxed_rest(this.mk, policy, f, begin));
                     }
                 },
-                StateProj::Rest { fut } => {
-                    let result = std::task::ready!(poll_rest::<_, O, _, _, _>(fut, cx));
-                    this.state.set(State::Done);
-                    return Poll::Ready(result);
-                }
-                StateProj::Done => panic!("RetryFuture polled after completion"),
+                FirstProj::Over => panic!("RetryFuture polled after completion"),
             }
         }
     }
