@@ -387,10 +387,7 @@ where
     let (failure, deadline) = match begin {
         Begin::After(failure) => (failure, None),
         Begin::Timed => {
-            let deadline = match (policy.total_timeout, policy.deadline_start) {
-                (Some(total), DeadlineStart::FirstAttempt) => Instant::now().checked_add(total),
-                _ => None,
-            };
+            let deadline = first_attempt_deadline(policy, Instant::now);
             let failure = match M::attempt(policy, f(), deadline).await {
                 Ok(Ok(v)) => {
                     record_success(1);
@@ -594,6 +591,15 @@ impl Moment for std::time::Instant {
     }
 }
 
+/// The deadline when the policy counts it from the first attempt (reads the clock only then);
+/// otherwise it starts at the first failure, in [`Sequence::judge`].
+fn first_attempt_deadline<I: Moment>(policy: &RetryPolicy, now: impl FnOnce() -> I) -> Option<I> {
+    match (policy.total_timeout, policy.deadline_start) {
+        (Some(total), DeadlineStart::FirstAttempt) => now().checked_add(total),
+        _ => None,
+    }
+}
+
 /// One retried sequence: which attempt runs, the deadline once known, the jitter generator and
 /// the error before the current one. Every loop — async, blocking, and the code `#[retry]`
 /// generates — asks it the same two questions: after a failure, wait how long or stop how
@@ -624,11 +630,7 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
     /// counts the deadline from the first attempt (reads the clock only then).
     #[inline]
     pub(crate) fn starting_now(policy: &'p RetryPolicy) -> Self {
-        let deadline = match (policy.total_timeout, policy.deadline_start) {
-            (Some(total), DeadlineStart::FirstAttempt) => I::now().checked_add(total),
-            _ => None,
-        };
-        Self::new(policy, deadline)
+        Self::new(policy, first_attempt_deadline(policy, I::now))
     }
 
     pub(crate) fn policy(&self) -> &'p RetryPolicy {
@@ -875,11 +877,7 @@ where
     E: Retryable + 'static,
     C: BlockingClock + ?Sized,
 {
-    let deadline = match (policy.total_timeout, policy.deadline_start) {
-        (Some(total), DeadlineStart::FirstAttempt) => clock.now().checked_add(total),
-        _ => None,
-    };
-    let mut seq = Sequence::new(policy, deadline);
+    let mut seq = Sequence::new(policy, first_attempt_deadline(policy, || clock.now()));
     loop {
         let e = match f() {
             Ok(v) => {
