@@ -657,6 +657,30 @@ fn blocking_waits_follow_the_backoff() {
 }
 
 #[test]
+fn blocking_deadline_from_the_first_attempt_counts_its_time() {
+    let clock = FakeClock::new();
+    let policy = fixed(10, S)
+        .total_timeout(2500 * MS)
+        .deadline_start(DeadlineStart::FirstAttempt)
+        .build()
+        .unwrap();
+    let out: Result<(), _> = policy.retry_blocking_with_clock(
+        || {
+            clock.advance(400 * MS); // each attempt takes 400 ms
+            Err(api(500))
+        },
+        &clock,
+    );
+    // Deadline at 2.5 s from the start (not from the first failure at 0.4 s): attempts end at
+    // 0.4 and 1.8 s; a wait to 2.8 s would cross it. From the first failure it would be 2.9 s
+    // and a third attempt would run.
+    let err = out.unwrap_err();
+    assert!(err.is_deadline(), "{err:?}");
+    assert_eq!(err.attempts(), 2);
+    assert_eq!(*clock.slept.lock().unwrap(), [S]);
+}
+
+#[test]
 fn blocking_deadline_and_exhaustion() {
     let clock = FakeClock::new();
     let policy = fixed(10, S).total_timeout(2500 * MS).build().unwrap();
