@@ -263,12 +263,8 @@ where
     N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
     let (delay, current) = decide(state, outcome, verdict, on_retry, tokio::time::Instant::now)?;
-    if state.seq.wait(delay).await {
-        state.seq.resume(current);
-        ControlFlow::Continue(())
-    } else {
-        ControlFlow::Break(A::give_up(state.seq.cancelled(current)))
-    }
+    let waited = state.seq.wait(delay).await;
+    after_wait::<A, _>(state, current, waited)
 }
 
 fn step_blocking<A, V, N>(
@@ -284,7 +280,23 @@ where
     N: FnOnce(&RetryEvent<'_, <A::R as Outcome>::Err>),
 {
     let (delay, current) = decide(state, outcome, verdict, on_retry, std::time::Instant::now)?;
-    if state.seq.wait_blocking(delay, &SystemClock) {
+    let waited = state.seq.wait_blocking(delay, &SystemClock);
+    after_wait::<A, _>(state, current, waited)
+}
+
+/// After the wait (`waited`: not cut by the policy's cancellation): the next attempt, or the
+/// sequence's end with the failure it had.
+fn after_wait<A, I>(
+    state: &mut RetryLoop<<A::R as Outcome>::Err, I>,
+    current: Last<ErrOf<A>, A::Cut>,
+    waited: bool,
+) -> ControlFlow<A::R>
+where
+    A: AttemptOutcome,
+    <A::R as Outcome>::Err: 'static,
+    I: Moment,
+{
+    if waited {
         state.seq.resume(current);
         ControlFlow::Continue(())
     } else {
