@@ -566,3 +566,91 @@ async fn lock_owner_survives_reacquire_with_a_bad_ttl() {
     assert_eq!(server.cli(&["HGET", g.key(), "owner"]), owner.to_string());
     g.release().await.unwrap();
 }
+
+#[tokio::test]
+async fn rate_limit_extremes_are_refused_at_build_or_decided_sanely() {
+    let server = RedisServer::start();
+    let redis = client(&server, "t").await;
+    let capacities = [0, 1, 2, 1 << 40, (1 << 40) + 1, u64::MAX];
+    let rates = [
+        0.0,
+        -1.0,
+        f64::MIN_POSITIVE,
+        1e-300,
+        1e-9,
+        1.0,
+        1e9,
+        1e300,
+        f64::MAX,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    let mut built = 0;
+    for (i, capacity) in capacities.into_iter().enumerate() {
+        for (j, rate) in rates.into_iter().enumerate() {
+            let limiter = match RedisRateLimiter::builder(redis.clone(), format!("x{i}-{j}"))
+                .capacity(capacity)
+                .refill_per_sec(rate)
+                .failure_policy(FailurePolicy::FailClosed)
+                .build()
+            {
+                Ok(l) => l,
+                Err(_) => {
+                    // The direct call refuses the same values with a typed error, before any
+                    // network call.
+                    let e = redis
+                        .rate_limit(
+                            &Keys::rate_api_key("k", resilience::redis::RateWindow::Second),
+                            capacity,
+                            rate,
+                            0,
+                        )
+                        .await
+                        .unwrap_err();
+                    assert!(
+                        matches!(e, RedisError::InvalidArgument { .. }),
+                        "{capacity} {rate}: {e:?}"
+                    );
+                    continue;
+                }
+            };
+            built += 1;
+            // A full refill takes at most 1e15 µs (~31.7 years, the documented bound), so every
+            // wait does (plus rounding).
+            let bound = Duration::from_micros(1_000_000_000_000_000 + 1_000);
+            for cost in [0, 1, u32::MAX] {
+                for _ in 0..3 {
+                    match limiter.check_key("k", cost).await {
+                        Ok(d) => {
+                            assert!(d.remaining <= capacity, "{capacity} {rate}: {d:?}");
+                            assert!(d.retry_after <= bound && d.reset_after <= bound, "{d:?}");
+                            assert!(d.allowed || d.retry_after > Duration::ZERO, "{d:?}");
+                            if cost == 0 {
+                                assert!(d.allowed, "{capacity} {rate}: {d:?}");
+                            }
+                        }
+                        Err(resilience::rate_limit::RateLimitError::CostExceedsCapacity {
+                            ..
+                        }) => assert!(u64::from(cost) > capacity),
+                        Err(e) => panic!("{capacity} {rate} cost {cost}: {e:?}"),
+                    }
+                }
+            }
+        }
+    }
+    assert!(built >= 10, "{built}");
+    // A bucket of 1 refilled once in ~30 years admits once, then says when, in range.
+    let slow = RedisRateLimiter::builder(redis.clone(), "slow")
+        .capacity(1)
+        .refill_per_sec(1.0 / (30.0 * 365.0 * 24.0 * 3600.0))
+        .failure_policy(FailurePolicy::FailClosed)
+        .build()
+        .unwrap();
+    assert!(slow.check_key("k", 1).await.unwrap().allowed);
+    let d = slow.check_key("k", 1).await.unwrap();
+    assert!(
+        !d.allowed && d.retry_after > Duration::from_secs(29 * 365 * 24 * 3600),
+        "{d:?}"
+    );
+}
