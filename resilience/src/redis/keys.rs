@@ -9,9 +9,10 @@
 //! Hash tags never come out empty: Redis Cluster ignores `{}` and hashes the whole key instead,
 //! so a tag whose content is empty (e.g. an empty hash-tag field) is written `{%}` — a lone `%`
 //! that no encoded value can produce, so the encoding stays injective. Scripts that touch several
-//! keys get them from one function, [`colocated_keys`], which puts the tag right after the
-//! prefix (`<prefix>:{<namespace>:...}<suffix>`): every key starts with the prefix (for ACL key
-//! patterns such as `~nova:*` and `SCAN MATCH nova:*`) and they share one slot for every input.
+//! keys (the lock and its fencing counter) get them from one function that puts the tag right
+//! after the prefix (`<prefix>:{<namespace>:...}<suffix>`): every key starts with the prefix (for
+//! ACL key patterns such as `~nova:*` and `SCAN MATCH nova:*`) and they share one slot for every
+//! input.
 //!
 //! ```
 //! use resilience::redis::{KeyWriter, RedisKey};
