@@ -276,7 +276,7 @@ async fn lock_is_exclusive_idempotent_and_fenced() {
         .acquire_lock_as(&key, Duration::from_secs(10), owner)
         .await
         .unwrap();
-    assert_eq!(a.key(), "t:lock:{goal%3A42}");
+    assert_eq!(a.key(), "t:{lock:goal%3A42}");
     // Same owner again (e.g. a retry after a lost reply): same token.
     let again = redis
         .acquire_lock_as(&key, Duration::from_secs(10), owner)
@@ -299,11 +299,11 @@ async fn lock_is_exclusive_idempotent_and_fenced() {
         .unwrap();
     assert!(b.fencing_token() > first, "fencing tokens must grow");
     b.extend(Duration::from_secs(20)).await.unwrap();
-    let pttl: i64 = server.cli(&["PTTL", "t:lock:{goal%3A42}"]).parse().unwrap();
+    let pttl: i64 = server.cli(&["PTTL", "t:{lock:goal%3A42}"]).parse().unwrap();
     assert!(pttl > 10_000, "{pttl}");
     b.release().await.unwrap();
     // The fencing counter never expires.
-    assert_eq!(server.cli(&["PTTL", "t:lock:{goal%3A42}:fence"]), "-1");
+    assert_eq!(server.cli(&["PTTL", "t:{lock:goal%3A42}:fence"]), "-1");
     // ttl 0 is refused, not turned into "no expiry".
     let e = redis.acquire_lock(&key, Duration::ZERO).await.unwrap_err();
     assert!(
@@ -363,12 +363,12 @@ async fn with_lock_runs_and_releases() {
         .await
         .unwrap();
     assert!(token >= 1);
-    assert_eq!(server.cli(&["EXISTS", "t:lock:{job}"]), "0", "released");
+    assert_eq!(server.cli(&["EXISTS", "t:{lock:job}"]), "0", "released");
     // A lock that outlived its TTL inside the section is reported.
     let lost = redis
         .with_lock(&key, Duration::from_millis(20), async |_| {
             let _ = poll_until(Duration::from_secs(3), async || {
-                (server.cli(&["EXISTS", "t:lock:{job}"]) == "0").then_some(())
+                (server.cli(&["EXISTS", "t:{lock:job}"]) == "0").then_some(())
             })
             .await;
         })

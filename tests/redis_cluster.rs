@@ -253,3 +253,96 @@ async fn cluster_checks_tls_files_and_rejects_nonzero_db() {
         .unwrap_err();
     assert!(e.to_string().contains("db"), "{e}");
 }
+
+/// A key type with its own hash tag (empty for an empty id).
+struct Tagged(String);
+impl RedisKey for Tagged {
+    const NAMESPACE: &'static str = "tagged";
+    fn write_key(&self, w: &mut KeyWriter) {
+        w.literal("x:");
+        w.open_hash_tag();
+        w.segment(self.0.as_str());
+        w.close_hash_tag();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_names_keep_every_script_on_one_slot() {
+    let cluster =
+        tokio::task::block_in_place(|| RedisCluster::builder().masters_only().start(1000));
+    let redis = connect(&cluster).await;
+    let asker = cluster.nodes()[0].port;
+    let slot = |key: &str| cluster.cli(asker, &["CLUSTER", "KEYSLOT", key]);
+    let mut names: Vec<String> = [
+        "",
+        "{}",
+        "{",
+        "}",
+        "a}{b",
+        "*",
+        ":",
+        "?[x]",
+        "ключ 🔒",
+        "%",
+        "%7B",
+        "}{",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    names.push("{x}".repeat(2000));
+    let mut lock_slots = std::collections::HashSet::new();
+    for name in &names {
+        // A lock by name and a lock on a key with its own (possibly empty) tag: lock and fence
+        // in one slot, so no CROSSSLOT, whatever the name.
+        for g in [
+            redis
+                .acquire_lock(&Keys::lock(name.as_str()), Duration::from_secs(5))
+                .await,
+            redis
+                .acquire_lock(&Tagged(name.clone()), Duration::from_secs(5))
+                .await,
+        ] {
+            let g = g.unwrap_or_else(|e| panic!("lock {name:?}: {e}"));
+            assert!(g.key().starts_with("cl:{"), "{}", g.key());
+            let fence = format!("{}:fence", g.key());
+            assert_eq!(slot(g.key()), slot(&fence), "{name:?}");
+            lock_slots.insert(slot(g.key()));
+            g.extend(Duration::from_secs(5)).await.unwrap();
+            g.release().await.unwrap();
+        }
+        // The key's own tag is never empty: `{}` would hash the whole key instead.
+        let tagged = redis.key(&Tagged(name.clone())).unwrap();
+        assert!(!tagged.contains("{}"), "{tagged}");
+        // One-key scripts with the same names.
+        let d = redis
+            .rate_limit(
+                &Keys::rate_api_key(name.as_str(), RateWindow::Minute),
+                2,
+                1.0,
+                1,
+            )
+            .await
+            .unwrap();
+        assert!(d.allowed);
+        let v = Keys::idempotency(name.as_str(), name.as_str());
+        assert!(redis.create_if_not_exists(&v, "a", None).await.unwrap());
+        assert_eq!(redis.conditional_update(&v, 1, "b").await.unwrap(), 2);
+    }
+    // The names spread over several slots (the tag is the name, not a constant).
+    assert!(lock_slots.len() > 5, "{lock_slots:?}");
+    // Two empty tags of different key families share a slot, as their tags promise.
+    struct Other(String);
+    impl RedisKey for Other {
+        const NAMESPACE: &'static str = "other";
+        fn write_key(&self, w: &mut KeyWriter) {
+            w.open_hash_tag();
+            w.segment(self.0.as_str());
+            w.close_hash_tag();
+        }
+    }
+    assert_eq!(
+        slot(&redis.key(&Tagged(String::new())).unwrap()),
+        slot(&redis.key(&Other(String::new())).unwrap())
+    );
+}

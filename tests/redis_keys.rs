@@ -2,7 +2,7 @@
 //! whitespace or control byte can be injected), empty strings and non-UTF-8 bytes stay distinct.
 
 use proptest::prelude::*;
-use resilience::redis::{KeyWriter, RedisKey, encode_segment, render_key};
+use resilience::redis::{KeySegment, KeyWriter, RedisKey, encode_segment, render_key};
 
 fn enc(bytes: &[u8]) -> String {
     let mut s = String::new();
@@ -86,7 +86,51 @@ proptest! {
         prop_assert_eq!(k1.matches('}').count(), 1);
         prop_assert_eq!(k1.matches(':').count(), 5, "{}", k1);
         prop_assert!(!k1.contains(['*', '?', '[', ']', ' ', '\n', '\r', '\t']), "{}", k1);
+        // The tag Redis Cluster hashes is the one the template asked for, and never empty
+        // (Redis ignores `{}` and would hash the whole key instead).
+        let tag = cluster_hash_tag(&k1);
+        prop_assert!(tag.is_some_and(|t| !t.is_empty()), "{}", k1);
+        if !a.is_empty() {
+            let ea = enc(&a);
+            prop_assert_eq!(tag, Some(ea.as_str()));
+        }
     }
+
+    #[test]
+    fn a_segment_impl_cannot_inject_a_tag_or_separator(raw in ".{0,12}", a in nasty_bytes()) {
+        // A hand-written impl that forgets to encode.
+        struct Raw(String);
+        impl KeySegment for Raw {
+            fn write_segment(&self, out: &mut String) {
+                out.push_str(&self.0);
+            }
+        }
+        struct K(Vec<u8>, Raw);
+        impl RedisKey for K {
+            const NAMESPACE: &'static str = "ns";
+            fn write_key(&self, w: &mut KeyWriter) {
+                w.open_hash_tag();
+                w.segment(self.0.as_slice());
+                w.close_hash_tag();
+                w.literal(":");
+                w.segment(&self.1);
+            }
+        }
+        let k = render_key("app", &K(a.clone(), Raw(raw))).unwrap();
+        prop_assert_eq!(k.matches('{').count(), 1, "{}", k);
+        prop_assert_eq!(k.matches('}').count(), 1, "{}", k);
+        prop_assert_eq!(k.matches(':').count(), 3, "{}", k);
+        prop_assert!(!k.contains(['*', '?', '[', ']', ' ', '\n', '\r', '\t']), "{}", k);
+        prop_assert!(cluster_hash_tag(&k).is_some_and(|t| !t.is_empty()), "{}", k);
+    }
+}
+
+/// The part of `key` Redis Cluster hashes when it has a hash tag: between the first `{` and the
+/// first `}` after it (`Some("")` for `{}`, which Redis ignores).
+fn cluster_hash_tag(key: &str) -> Option<&str> {
+    let open = key.find('{')?;
+    let close = key[open + 1..].find('}')?;
+    Some(&key[open + 1..open + 1 + close])
 }
 
 #[test]

@@ -20,7 +20,7 @@ use super::cluster::Conn;
 use super::config::{RedisConfig, TlsClientCert, TlsOptions};
 use super::error::{RedisError, connect_failure, is_auth_failure};
 use super::keys::{RedisKey, render_trusted};
-use super::scripts::{LuaScript, SCRIPTS};
+use super::scripts::{LuaScript, SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 use crate::circuit_breaker::{CircuitBreaker, get_circuit_breaker};
 use crate::metrics::{REDIS_CONNECTED, REDIS_ERRORS_TOTAL, REDIS_OPERATION_DURATION_SECONDS};
 use crate::rate_limit::RateLimitDecision;
@@ -304,7 +304,7 @@ impl RedisClient {
         self.exec(Op::Get, ::redis::cmd("GET").arg(&k), None).await
     }
 
-    /// `SET`, with an optional time to live (at least 1 ms).
+    /// `SET`, with an optional time to live (1 ms to [`MAX_TTL`](super::MAX_TTL)).
     pub async fn set<K, V>(
         &self,
         key: &K,
@@ -375,6 +375,13 @@ impl RedisClient {
             .arg(cost);
         let (allowed, remaining, retry_us, reset_us): (i64, i64, i64, i64) =
             self.exec(Op::RateLimit, &cmd, Some(s)).await?;
+        if allowed == -1 {
+            // The script's own check (same bounds as `check_rate`) refused before writing.
+            return Err(RedisError::InvalidArgument {
+                name: "capacity",
+                reason: "refused by the server-side script (capacity, rate or cost out of range)",
+            });
+        }
         Ok(RateLimitDecision {
             allowed: allowed == 1,
             remaining: remaining.max(0) as u64,
@@ -385,6 +392,8 @@ impl RedisClient {
 
     /// Stores `value` (version 1) unless `key` exists; `ttl` `None` keeps it forever. Returns
     /// whether it was created. Read it back with [`get_versioned`](Self::get_versioned).
+    /// [`RedisError::InvalidArgument`] for a `ttl` outside 1 ms to
+    /// [`MAX_TTL`](super::MAX_TTL): nothing is stored.
     pub async fn create_if_not_exists<K, V>(
         &self,
         key: &K,
@@ -404,7 +413,15 @@ impl RedisClient {
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(&s.sha).arg(1).arg(&k).arg(value).arg(ttl_ms);
         let (created, _version): (i64, i64) = self.exec(Op::Create, &cmd, Some(s)).await?;
-        Ok(created == 1)
+        match created {
+            1 => Ok(true),
+            0 => Ok(false),
+            -1 => Err(SCRIPT_REFUSED_TTL),
+            _ => Err(RedisError::UnexpectedReply {
+                operation: "create_if_not_exists",
+                detail: "the script returned an impossible result",
+            }),
+        }
     }
 
     /// Replaces the value if its version is `expected_version`, and returns the new version
@@ -699,21 +716,6 @@ fn install_crypto_provider() {
         // Losing a race with another installer is fine: a provider is then in place.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
-}
-
-/// Whole milliseconds of a TTL; below 1 ms is an error, never silently rounded to "no expiry".
-pub(crate) fn ttl_millis(ttl: Duration) -> Result<u64, RedisError> {
-    let ms = ttl.as_millis();
-    if ms == 0 {
-        return Err(RedisError::InvalidArgument {
-            name: "ttl",
-            reason: "must be at least 1 ms",
-        });
-    }
-    u64::try_from(ms).map_err(|_| RedisError::InvalidArgument {
-        name: "ttl",
-        reason: "is too large",
-    })
 }
 
 /// Validates a rate-limit request; returns the emission interval in µs.

@@ -6,6 +6,14 @@
 //! brace, a glob character (`*?[]`), whitespace or a control byte, and the encoding is injective:
 //! distinct values (the empty string and non-UTF-8 bytes included) give distinct keys.
 //!
+//! Hash tags never come out empty: Redis Cluster ignores `{}` and hashes the whole key instead,
+//! so a tag whose content is empty (e.g. an empty hash-tag field) is written `{%}` — a lone `%`
+//! that no encoded value can produce, so the encoding stays injective. Scripts that touch several
+//! keys (the lock and its fencing counter) get them from one function that puts the tag right
+//! after the prefix (`<prefix>:{<namespace>:...}<suffix>`): every key starts with the prefix (for
+//! ACL key patterns such as `~nova:*` and `SCAN MATCH nova:*`) and they share one slot for every
+//! input.
+//!
 //! ```
 //! use resilience::redis::{KeyWriter, RedisKey};
 //!
@@ -84,7 +92,14 @@ impl KeyWriter {
 
     /// Appends a user value, encoded injectively and inertly.
     pub fn segment<T: KeySegment + ?Sized>(&mut self, value: &T) {
+        let start = self.buf.len();
         value.write_segment(&mut self.buf);
+        // A hand-written `KeySegment` writes straight into the key: unless its output is already
+        // in encoded form, encode it, so no impl can add a separator, a brace or a glob.
+        if !is_encoded(&self.buf.as_bytes()[start..]) {
+            let raw = self.buf.split_off(start);
+            encode_segment(raw.as_bytes(), &mut self.buf);
+        }
     }
 
     /// Opens a hash tag: the following segment(s), up to [`close_hash_tag`](Self::close_hash_tag),
@@ -94,10 +109,15 @@ impl KeyWriter {
         self.open_tags += 1;
     }
 
-    /// Closes the hash tag opened by [`open_hash_tag`](Self::open_hash_tag).
+    /// Closes the hash tag opened by [`open_hash_tag`](Self::open_hash_tag). An empty tag is
+    /// written `{%}`: Redis ignores `{}`, which would move the key to another slot.
     pub fn close_hash_tag(&mut self) {
         if self.open_tags > 0 {
             self.open_tags -= 1;
+            if self.buf.ends_with('{') {
+                // `%` alone: every `%` that segments and literals write starts a `%XX` triple.
+                self.buf.push('%');
+            }
             self.buf.push('}');
         }
     }
@@ -119,6 +139,22 @@ impl KeyWriter {
 #[inline]
 fn is_plain(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-')
+}
+
+/// Whether `b` is in the form [`encode_segment`] writes: plain bytes and `%XX` (uppercase hex).
+fn is_encoded(b: &[u8]) -> bool {
+    let hex = |c: u8| c.is_ascii_digit() || (b'A'..=b'F').contains(&c);
+    let mut i = 0;
+    while i < b.len() {
+        if is_plain(b[i]) {
+            i += 1;
+        } else if b[i] == b'%' && i + 2 < b.len() && hex(b[i + 1]) && hex(b[i + 2]) {
+            i += 3;
+        } else {
+            return false;
+        }
+    }
+    true
 }
 
 #[inline]
@@ -284,6 +320,37 @@ pub(crate) fn render_trusted<K: RedisKey + ?Sized>(
     Ok(w.finish())
 }
 
+/// The keys of one script call that touches several keys about `key`, in one Redis Cluster slot
+/// for every input: `<prefix>:{<namespace>:<rest>}<suffix>` for each of `suffixes`.
+///
+/// The tag opens right after the prefix, so every key starts with the prefix; its content starts
+/// with the (non-empty) namespace, so it is never empty; and everything up to the tag's end is
+/// common to the whole set, so the slot is too, even when `<rest>` holds a hash tag of its own.
+/// Rendered keys always have a namespace right after the prefix, so these keys never collide
+/// with one (a `{` there is impossible), and wrapping is injective.
+pub(crate) fn colocated_keys<K: RedisKey + ?Sized, const N: usize>(
+    prefix: &str,
+    key: &K,
+    suffixes: [&str; N],
+) -> Result<[String; N], RedisError> {
+    let rendered = render_trusted(prefix, key)?;
+    let head = if prefix.is_empty() {
+        0
+    } else {
+        prefix.len() + 1
+    };
+    let (head, body) = rendered.split_at(head);
+    Ok(suffixes.map(|suffix| {
+        let mut k = String::with_capacity(rendered.len() + 2 + suffix.len());
+        k.push_str(head);
+        k.push('{');
+        k.push_str(body);
+        k.push('}');
+        k.push_str(suffix);
+        k
+    }))
+}
+
 /// The window a rate-limit key counts in (part of the key, so limits per window stay apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RateWindow {
@@ -408,8 +475,10 @@ impl RedisKey for RateBucketKey<'_> {
     }
 }
 
-/// `<prefix>:lock:{<resource>}` — the hash tag keeps the lock and its fencing counter
-/// (`...:fence`) in one Cluster slot.
+/// `<prefix>:lock:<resource>` — a lock by name. Like any key given to
+/// [`RedisClient::acquire_lock`](crate::redis::RedisClient::acquire_lock), the lock itself is
+/// stored at `<prefix>:{lock:<resource>}` and its fencing counter at `...:fence`, in one Cluster
+/// slot.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct LockKey {
     /// What is locked.
@@ -428,9 +497,8 @@ impl LockKey {
 impl RedisKey for LockKey {
     const NAMESPACE: &'static str = "lock";
     fn write_key(&self, w: &mut KeyWriter) {
-        w.open_hash_tag();
+        // No tag of its own: `colocated_keys` adds the one the lock scripts need.
         w.segment(self.resource.as_str());
-        w.close_hash_tag();
     }
 }
 
@@ -583,7 +651,7 @@ mod tests {
         );
         assert_eq!(
             render_key("nova", &LockKey::new("goal_abc")).unwrap(),
-            "nova:lock:{goal_abc}"
+            "nova:lock:goal_abc"
         );
         assert_eq!(
             render_key("", &CacheKey::llm_response("ab12")).unwrap(),
@@ -592,6 +660,76 @@ mod tests {
         assert_eq!(
             render_key("a:b", &IdempotencyKey::new("pay", "x y")).unwrap(),
             "a:b:idem:pay:x%20y"
+        );
+    }
+
+    struct Tagged(&'static str);
+    impl RedisKey for Tagged {
+        const NAMESPACE: &'static str = "t";
+        fn write_key(&self, w: &mut KeyWriter) {
+            w.literal("x:");
+            w.open_hash_tag();
+            w.segment(self.0);
+            w.close_hash_tag();
+        }
+    }
+
+    #[test]
+    fn an_empty_hash_tag_is_never_written() {
+        assert_eq!(render_key("p", &Tagged("")).unwrap(), "p:t:x:{%}");
+        // `%` itself is encoded, so the marker stays unique.
+        assert_eq!(render_key("p", &Tagged("%")).unwrap(), "p:t:x:{%25}");
+        // A tag left open is closed the same way.
+        struct Open;
+        impl RedisKey for Open {
+            const NAMESPACE: &'static str = "t";
+            fn write_key(&self, w: &mut KeyWriter) {
+                w.open_hash_tag();
+            }
+        }
+        assert_eq!(render_key("p", &Open).unwrap(), "p:t:{%}");
+    }
+
+    #[test]
+    fn a_careless_segment_impl_is_encoded_anyway() {
+        struct Raw(&'static str);
+        impl KeySegment for Raw {
+            fn write_segment(&self, out: &mut String) {
+                out.push_str(self.0);
+            }
+        }
+        struct K(Raw);
+        impl RedisKey for K {
+            const NAMESPACE: &'static str = "t";
+            fn write_key(&self, w: &mut KeyWriter) {
+                w.open_hash_tag();
+                w.segment(&self.0);
+                w.close_hash_tag();
+            }
+        }
+        assert_eq!(
+            render_key("p", &K(Raw("a}{b*"))).unwrap(),
+            "p:t:{a%7D%7Bb%2A}"
+        );
+        assert_eq!(render_key("p", &K(Raw("%4"))).unwrap(), "p:t:{%254}");
+        // Output already in encoded form is kept as it is.
+        assert_eq!(render_key("p", &K(Raw("a%3A-1"))).unwrap(), "p:t:{a%3A-1}");
+    }
+
+    #[test]
+    fn colocated_keys_put_the_tag_after_the_prefix() {
+        let [l, f] = colocated_keys("nova", &LockKey::new("goal"), ["", ":fence"]).unwrap();
+        assert_eq!(
+            (l.as_str(), f.as_str()),
+            ("nova:{lock:goal}", "nova:{lock:goal}:fence")
+        );
+        let [l] = colocated_keys("", &LockKey::new(""), [""]).unwrap();
+        assert_eq!(l, "{lock:}");
+        // A key with its own tag: the first `}` ends the common tag, still shared by the set.
+        let [l, f] = colocated_keys("a:b", &Tagged(""), ["", ":fence"]).unwrap();
+        assert_eq!(
+            (l.as_str(), f.as_str()),
+            ("a:b:{t:x:{%}}", "a:b:{t:x:{%}}:fence")
         );
     }
 

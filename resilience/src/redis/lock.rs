@@ -1,9 +1,22 @@
 //! Distributed locks with fencing tokens.
 //!
-//! Acquire is one Lua script: if the lock is free, take the next value of a counter that never
-//! expires (the fencing token) and store `owner, token` with a TTL; if it is already ours, return
-//! the same token and refresh the TTL (so retrying an acquire whose reply was lost is safe).
-//! Release and extend act only when the caller is still the owner.
+//! Acquire is one Lua script: if the lock is free, take the next fencing token from a counter
+//! that never expires and store `owner, token` with a TTL; if it is already ours, return the same
+//! token and refresh the TTL (so retrying an acquire whose reply was lost is safe). Release and
+//! extend act only when the caller is still the owner. TTLs run from 1 ms to
+//! [`MAX_TTL`](super::MAX_TTL) (100 years), checked before the call and again in the script
+//! before its first write: a refused acquire writes nothing and leaves the counter alone.
+//!
+//! Keys: the lock on `key` (any [`RedisKey`]; [`Keys::lock`](super::Keys::lock) for a lock by
+//! name) lives at `<prefix>:{<namespace>:...}` and its counter at `<prefix>:{<namespace>:...}:fence`:
+//! the prefix first (ACL key patterns, `SCAN`), one Cluster slot for any name, and never the same
+//! key as a value stored under `key` itself.
+//!
+//! Fencing tokens are `max(last token + 1, the server's TIME in µs)`, so they keep growing when
+//! the counter is lost — a restart of a server without persistence, a failover to a replica that
+//! missed the last writes. The residual assumption: the server's clock (each server's, after a
+//! failover) is not stepped back by more than the time between the loss and the next acquire.
+//! Keep the servers on NTP (which slews rather than steps small corrections).
 //!
 //! Limits: a lock on a single Redis primary is lost if the primary fails over before the write
 //! reached a replica (replication is asynchronous), and a paused process can outlive its TTL.
@@ -15,10 +28,10 @@ use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::client::{Op, RedisClient, ttl_millis};
+use super::client::{Op, RedisClient};
 use super::error::RedisError;
-use super::keys::RedisKey;
-use super::scripts::SCRIPTS;
+use super::keys::{RedisKey, colocated_keys};
+use super::scripts::{SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 
 /// A lock owner id: 128 random bits, printed as 32 hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -76,6 +89,12 @@ impl fmt::Debug for LockGuard {
 
 impl LockGuard {
     /// The fencing token: strictly greater than every token handed out before for this lock.
+    ///
+    /// It is `max(last token + 1, the server's TIME in µs)`, so it keeps growing even when the
+    /// counter is lost (a restart of a server without persistence, a failover to a replica that
+    /// missed the last writes). What remains assumed: the server's clock — the new primary's,
+    /// after a failover — is not stepped back by more than the time between the loss and the
+    /// next acquire (keep servers on NTP, which slews small corrections rather than stepping).
     pub fn fencing_token(&self) -> u64 {
         self.token
     }
@@ -91,7 +110,8 @@ impl LockGuard {
     }
 
     /// Sets the TTL to `ttl` from now. [`RedisError::LockLost`] if the lock expired or is held
-    /// by someone else.
+    /// by someone else; [`RedisError::InvalidArgument`] for a `ttl` outside 1 ms to
+    /// [`MAX_TTL`](super::MAX_TTL) (the lock is left as it was).
     pub async fn extend(&self, ttl: Duration) -> Result<(), RedisError> {
         let ttl_ms = ttl_millis(ttl)?;
         let s = &SCRIPTS.lock_extend;
@@ -102,10 +122,14 @@ impl LockGuard {
             .arg(self.owner.to_string())
             .arg(ttl_ms);
         let ok: i64 = self.client.exec(Op::LockExtend, &cmd, Some(s)).await?;
-        if ok == 1 {
-            Ok(())
-        } else {
-            Err(RedisError::LockLost)
+        match ok {
+            1 => Ok(()),
+            0 => Err(RedisError::LockLost),
+            -1 => Err(SCRIPT_REFUSED_TTL),
+            _ => Err(RedisError::UnexpectedReply {
+                operation: "lock_extend",
+                detail: "the script returned an impossible result",
+            }),
         }
     }
 
@@ -143,22 +167,15 @@ async fn release(client: &RedisClient, key: &str, owner: LockOwner) -> Result<bo
     Ok(ok == 1)
 }
 
-/// The lock key and its fencing-counter key, in one Cluster slot: the rendered key's own hash
-/// tag when it has one (our encoding only lets braces in as hash tags), else the whole key
-/// wrapped in one.
-fn lock_keys(rendered: String) -> (String, String) {
-    let lock = if rendered.contains('{') {
-        rendered
-    } else {
-        format!("{{{rendered}}}")
-    };
-    let fence = format!("{lock}:fence");
-    (lock, fence)
-}
-
 impl RedisClient {
     /// Takes the lock on `key` for `ttl` with a fresh random owner id.
-    /// [`RedisError::LockBusy`] (with the holder's remaining TTL) when someone else has it.
+    /// [`RedisError::LockBusy`] (with the holder's remaining TTL) when someone else has it;
+    /// [`RedisError::InvalidArgument`] for a `ttl` outside 1 ms to [`MAX_TTL`](super::MAX_TTL)
+    /// (nothing is written).
+    ///
+    /// The lock lives at `<prefix>:{<namespace>:...}` and its fencing counter at
+    /// `<prefix>:{<namespace>:...}:fence`: the prefix first, both in one Cluster slot for every
+    /// name, and never the key `key` itself (a value stored there is left alone).
     pub async fn acquire_lock<K: RedisKey + ?Sized>(
         &self,
         key: &K,
@@ -177,7 +194,7 @@ impl RedisClient {
         owner: LockOwner,
     ) -> Result<LockGuard, RedisError> {
         let ttl_ms = ttl_millis(ttl)?;
-        let (lock, fence) = lock_keys(self.key(key)?);
+        let [lock, fence] = colocated_keys(self.key_prefix(), key, ["", ":fence"])?;
         let s = &SCRIPTS.lock_acquire;
         let mut cmd = ::redis::cmd("EVALSHA");
         cmd.arg(&s.sha)
@@ -198,6 +215,13 @@ impl RedisClient {
         } else if acquired == 0 {
             Err(RedisError::LockBusy {
                 retry_after: Duration::from_millis(value.max(0) as u64),
+            })
+        } else if acquired == -1 {
+            Err(SCRIPT_REFUSED_TTL)
+        } else if acquired == -2 {
+            Err(RedisError::UnexpectedReply {
+                operation: "lock_acquire",
+                detail: "the fencing counter holds a value that is not a token",
             })
         } else {
             Err(RedisError::UnexpectedReply {
@@ -239,17 +263,6 @@ impl RedisClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_keys_share_a_hash_tag() {
-        let (l, f) = lock_keys("p:lock:{abc}".to_owned());
-        assert_eq!(
-            (l.as_str(), f.as_str()),
-            ("p:lock:{abc}", "p:lock:{abc}:fence")
-        );
-        let (l, f) = lock_keys("p:x:abc".to_owned());
-        assert_eq!((l.as_str(), f.as_str()), ("{p:x:abc}", "{p:x:abc}:fence"));
-    }
 
     #[test]
     fn owner_prints_as_hex() {

@@ -61,7 +61,7 @@ pub use keys::{
     RateSubject, RateWindow, RedisKey, encode_segment, render_key,
 };
 pub use lock::{LockGuard, LockOwner};
-pub use scripts::{rate_limit_script_sha, rate_limit_script_source};
+pub use scripts::{MAX_TTL, rate_limit_script_sha, rate_limit_script_source, script_source};
 pub use secret::Secret;
 pub use sentinel::{DEFAULT_MASTER_CHECK_INTERVAL, SentinelOptions, SentinelOptionsBuilder};
 pub use shared_breaker::{SharedCircuitBreaker, SharedCircuitBreakerBuilder, SharedPermit};
