@@ -55,7 +55,7 @@ mod shared_breaker;
 pub use client::{RedisClient, Versioned};
 pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsClientCert, TlsOptions};
 pub use default_client::{default_client, set_default_client};
-pub use error::RedisError;
+pub use error::{RedisError, ServerReply};
 pub use keys::{
     BreakerKey, CacheKey, IdempotencyKey, KeySegment, KeyWriter, Keys, LockKey, RateLimitKey,
     RateSubject, RateWindow, RedisKey, encode_segment, render_key,
