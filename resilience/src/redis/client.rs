@@ -962,3 +962,32 @@ pub(crate) fn check_rate(capacity: u64, refill_per_sec: f64, cost: u64) -> Resul
 fn micros(us: i64) -> Duration {
     Duration::from_micros(us.max(0) as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_grow_and_saturate() {
+        let b = ReconnectBackoff::default();
+        let delays: Vec<_> = (0..7).map(|n| backoff_delay(&b, n)).collect();
+        assert_eq!(delays[0], Duration::from_millis(50));
+        assert_eq!(delays[2], Duration::from_millis(200));
+        assert_eq!(delays[6], Duration::from_secs(2), "capped at max_delay");
+        let extreme = ReconnectBackoff {
+            min_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            factor: f32::MAX,
+            max_retries: usize::MAX,
+        };
+        for n in [0, 1, 1000, usize::MAX] {
+            assert_eq!(backoff_delay(&extreme, n), Duration::MAX);
+        }
+        let tiny = ReconnectBackoff {
+            min_delay: Duration::from_nanos(1),
+            ..extreme
+        };
+        assert_eq!(backoff_delay(&tiny, 0), Duration::from_nanos(1));
+        assert_eq!(backoff_delay(&tiny, usize::MAX), Duration::MAX);
+    }
+}

@@ -515,4 +515,89 @@ mod tests {
         };
         assert!(!wrongtype.is_retryable() && !wrongtype.is_infrastructure());
     }
+
+    /// LOADING needs a dataset large enough to take a while to load, so the classification from
+    /// the reply's code is checked here (the other replies are produced for real in
+    /// tests/redis_recovery.rs).
+    #[test]
+    fn every_known_server_reply_is_typed_and_classified() {
+        let reply = |line: &str| {
+            // The parser turns `-CODE detail` into a server error, as on the wire.
+            let v = ::redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+            let ::redis::Value::ServerError(se) = v else {
+                panic!("not a server error: {v:?}")
+            };
+            RedisError::from_command("get", se.into(), Some("app"), Duration::from_secs(1))
+        };
+        for (line, expected, counted) in [
+            (
+                "WRONGTYPE Operation against a key",
+                ServerReply::WrongType,
+                false,
+            ),
+            ("OOM command not allowed", ServerReply::OutOfMemory, true),
+            ("READONLY You can't write", ServerReply::ReadOnly, true),
+            (
+                "BUSY Redis is busy running a script",
+                ServerReply::Busy,
+                true,
+            ),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                ServerReply::Loading,
+                true,
+            ),
+            (
+                "MASTERDOWN Link with MASTER is down",
+                ServerReply::MasterDown,
+                true,
+            ),
+            (
+                "TRYAGAIN Multiple keys request",
+                ServerReply::TryAgain,
+                true,
+            ),
+            (
+                "CLUSTERDOWN The cluster is down",
+                ServerReply::ClusterDown,
+                true,
+            ),
+        ] {
+            let e = reply(line);
+            let RedisError::Server {
+                reply: got,
+                detail,
+                operation,
+            } = &e
+            else {
+                panic!("{line}: {e:?}")
+            };
+            assert_eq!(*got, expected, "{line}");
+            assert_eq!(*operation, "get");
+            assert!(
+                line.ends_with(detail.as_str()) && !detail.is_empty(),
+                "{detail}"
+            );
+            assert_eq!(e.is_infrastructure(), counted, "{line}");
+            assert_eq!(e.is_transient(), counted, "{line}");
+            assert_eq!(e.kind(), "server");
+            assert!(e.to_string().contains(expected.code()), "{e}");
+        }
+        let e = reply("NOPERM User app has no permissions to run the 'get' command");
+        assert!(
+            matches!(&e, RedisError::PermissionDenied { username: Some(u), detail, .. }
+                if u == "app" && detail.contains("'get'")),
+            "{e:?}"
+        );
+        assert!(!e.is_infrastructure() && !e.is_transient());
+        assert!(!e.to_string().contains("password"), "{e}");
+        // Credentials refused are still Auth.
+        assert!(matches!(
+            reply("WRONGPASS invalid username-password pair"),
+            RedisError::Auth { .. }
+        ));
+        // Any other reply stays a plain, uncounted command error.
+        let e = reply("ERR unknown command");
+        assert!(matches!(e, RedisError::Command { .. }) && !e.is_infrastructure());
+    }
 }
