@@ -30,9 +30,11 @@ pub struct TlsClientCert {
     pub key_file: PathBuf,
 }
 
-/// How the connection manager retries a lost connection: delays grow from `min_delay` by
-/// `factor` per attempt (with jitter), capped at `max_delay`, for `max_retries` attempts; after
-/// that the next command starts a new round.
+/// How a one-server client reconnects in the background after losing its connection (or when
+/// Redis was down at start-up): delays grow from `min_delay` by `factor` per attempt, capped at
+/// `max_delay`, for `max_retries` attempts. Calls never wait for this round nor inherit its
+/// errors: a call that finds no connection makes its own attempt. Any value the builder
+/// accepts is safe (`Duration::MAX` delays saturate: "never").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectBackoff {
     /// First delay.
@@ -303,13 +305,14 @@ impl RedisConfigBuilder {
         self
     }
 
-    /// Deadline of one connection attempt (TCP + TLS + AUTH).
+    /// Deadline of one connection attempt (TCP + TLS + AUTH); `Duration::MAX`: none.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
     }
 
-    /// Deadline of every call, waiting for a reconnect included: no call hangs longer.
+    /// Deadline of every call, connecting included: no call hangs longer. `Duration::MAX`:
+    /// no deadline.
     pub fn response_timeout(mut self, d: Duration) -> Self {
         self.response_timeout = d;
         self
