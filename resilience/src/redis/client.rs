@@ -144,7 +144,7 @@ impl ClientMetrics {
 /// sent on it: a server restarted meanwhile closed it, and the command then goes to a fresh
 /// connection instead of failing on the dead one. Busier connections learn of a restart from
 /// the calls in flight.
-const PROBE_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
+pub(crate) const PROBE_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
 
 /// One live connection to a single server.
 struct Live {
@@ -202,7 +202,7 @@ impl SingleConnection {
         if let Some(live) = self.shared.current.load_full() {
             let now = self.now_ms();
             let idle = now.saturating_sub(live.last_used_ms.load(Ordering::Relaxed));
-            if idle < PROBE_WHEN_IDLE_FOR.as_millis() as u64 || Self::is_open(&live).await {
+            if idle < PROBE_WHEN_IDLE_FOR.as_millis() as u64 || is_open(&live.conn).await {
                 live.last_used_ms.store(now, Ordering::Relaxed);
                 return Ok(live);
             }
@@ -211,14 +211,6 @@ impl SingleConnection {
             self.drop_live(&live);
         }
         self.connect_now().await
-    }
-
-    /// Whether the connection's I/O task still runs: a fire-and-forget `PING` is accepted by
-    /// its queue at once, or refused at once when the task has ended. No round trip.
-    async fn is_open(live: &Live) -> bool {
-        let mut ping = ::redis::cmd("PING");
-        ping.set_no_response(true);
-        live.conn.clone().req_packed_command(&ping).await.is_ok()
     }
 
     async fn connect_now(&self) -> ::redis::RedisResult<Arc<Live>> {
@@ -286,6 +278,15 @@ impl SingleConnection {
             }
         });
     }
+}
+
+/// Whether the connection's I/O task still runs: a fire-and-forget `PING` is accepted by its
+/// queue at once, or refused at once when the task has ended (the server closed the
+/// connection). No round trip.
+pub(crate) async fn is_open(conn: &MultiplexedConnection) -> bool {
+    let mut ping = ::redis::cmd("PING");
+    ping.set_no_response(true);
+    conn.clone().req_packed_command(&ping).await.is_ok()
 }
 
 /// The delay before background attempt `n` (from 0): `min_delay · factor^n`, at most
