@@ -108,7 +108,9 @@ async fn client_records_duration_errors_and_connection_state() {
     );
 
     // An ACL refusal is counted under its own kind, not as a server or auth failure.
-    server.cli(&["ACL", "SETUSER", "noget", "on", ">pw", "~*", "+@all", "-get"]);
+    server.cli(&[
+        "ACL", "SETUSER", "noget", "on", ">pw", "~*", "+@all", "-get",
+    ]);
     let limited = RedisClient::connect(
         RedisConfig::builder()
             .port(server.port())
@@ -127,7 +129,11 @@ async fn client_records_duration_errors_and_connection_state() {
     let snap = snapshotter.snapshot().into_vec();
     assert!(
         matches!(
-            find(&snap, REDIS_ERRORS_TOTAL, &[("operation", "get"), ("kind", "permission")]),
+            find(
+                &snap,
+                REDIS_ERRORS_TOTAL,
+                &[("operation", "get"), ("kind", "permission")]
+            ),
             Some(DebugValue::Counter(1))
         ),
         "{snap:?}"
