@@ -201,9 +201,14 @@ impl SingleConnection {
     async fn live(&self) -> ::redis::RedisResult<Arc<Live>> {
         if let Some(live) = self.shared.current.load_full() {
             let now = self.now_ms();
-            let idle = now.saturating_sub(live.last_used_ms.load(Ordering::Relaxed));
-            if idle < PROBE_WHEN_IDLE_FOR.as_millis() as u64 || is_open(&live.conn).await {
-                live.last_used_ms.store(now, Ordering::Relaxed);
+            let last = live.last_used_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64
+                || is_open(&live.conn).await
+            {
+                // At most one write per ms: busy callers share this cache line.
+                if last != now {
+                    live.last_used_ms.store(now, Ordering::Relaxed);
+                }
                 return Ok(live);
             }
             // Closed while idle (the server went away): provably nothing of this call was

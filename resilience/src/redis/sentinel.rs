@@ -199,9 +199,13 @@ impl SentinelConnection {
             // As for one server: a connection idle for a while is checked first, so a command
             // is not sent on one the master closed meanwhile (a restart without failover).
             let now = u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
-            let idle = now.saturating_sub(self.shared.last_used_ms.load(Ordering::Relaxed));
-            if idle < PROBE_WHEN_IDLE_FOR.as_millis() as u64 || is_open(&c.0).await {
-                self.shared.last_used_ms.store(now, Ordering::Relaxed);
+            let last = self.shared.last_used_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64
+                || is_open(&c.0).await
+            {
+                if last != now {
+                    self.shared.last_used_ms.store(now, Ordering::Relaxed);
+                }
                 return Ok(c.0.clone());
             }
             let _ = self.shared.current.compare_and_swap(&c, None);
