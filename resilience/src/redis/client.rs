@@ -156,8 +156,8 @@ struct Live {
 /// The connection of a one-server client, owned here (not by redis-rs's `ConnectionManager`,
 /// which hands the error of a failed background reconnect to the next caller, long after the
 /// server came back). A call finds a live connection, or connects itself (one attempt at a
-/// time; later callers reuse the result or try afresh), so every error a call sees comes from
-/// its own attempt. After a connection is lost, a background task reconnects with
+/// time: a caller that waited uses the connection made meanwhile, or makes its own attempt),
+/// so every connect error a call sees comes from its own attempt. After a connection is lost, a background task reconnects with
 /// [`ReconnectBackoff`] so that a quiet client is ready when traffic returns.
 #[derive(Clone)]
 pub(crate) struct SingleConnection {
@@ -196,8 +196,7 @@ impl SingleConnection {
     }
 
     /// The connection for one call: the live one, or a new one. An `Err` comes from an attempt
-    /// made for this call (or one that ended while it waited), never from an earlier round;
-    /// nothing was sent.
+    /// made for this call, never from an earlier one; nothing of the call was sent.
     async fn live(&self) -> ::redis::RedisResult<Arc<Live>> {
         if let Some(live) = self.shared.current.load_full() {
             let now = self.now_ms();
