@@ -513,3 +513,31 @@ fn sentinel_clients(
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Duration::MAX` means "never check": the watcher sleeps (tokio saturates the deadline)
+    /// and nothing overflows; below the floor is a typed error.
+    #[tokio::test(start_paused = true)]
+    async fn master_check_interval_extremes() {
+        let o = SentinelOptions::builder("m", [("h", 1u16)])
+            .master_check_interval(Duration::MAX)
+            .build()
+            .unwrap();
+        assert_eq!(o.master_check_interval(), Duration::MAX);
+        let e = SentinelOptions::builder("m", [("h", 1u16)])
+            .master_check_interval(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "master_check_interval");
+        // The watcher's own sleep with that interval: pending, not a panic.
+        let slept = tokio::time::timeout(
+            Duration::from_secs(3600),
+            tokio::time::sleep(o.master_check_interval()),
+        )
+        .await;
+        assert!(slept.is_err());
+    }
+}
