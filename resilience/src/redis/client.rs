@@ -195,26 +195,46 @@ impl SingleConnection {
         u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// The connection for one call: the live one, or a new one. An `Err` comes from an attempt
-    /// made for this call, never from an earlier one; nothing of the call was sent.
-    async fn live(&self) -> ::redis::RedisResult<Arc<Live>> {
-        if let Some(live) = self.shared.current.load_full() {
-            let now = self.now_ms();
-            let last = live.last_used_ms.load(Ordering::Relaxed);
-            if now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64
-                || is_open(&live.conn).await
+    /// The connection for one call, and its identity for [`on_error`](Self::on_error): the
+    /// live one, or a new one. An `Err` comes from an attempt made for this call, never from
+    /// an earlier one; nothing of the call was sent.
+    async fn live(&self) -> ::redis::RedisResult<(MultiplexedConnection, usize)> {
+        // Hot path: a recently used connection, read without touching a shared refcount.
+        {
+            let guard = self.shared.current.load();
+            if let Some(live) = guard.as_ref()
+                && self.fresh(live)
             {
-                // At most one write per ms: busy callers share this cache line.
-                if last != now {
-                    live.last_used_ms.store(now, Ordering::Relaxed);
-                }
-                return Ok(live);
+                return Ok((live.conn.clone(), identity(live)));
+            }
+        }
+        if let Some(live) = self.shared.current.load_full() {
+            if self.fresh(&live) || is_open(&live.conn).await {
+                self.touch(&live);
+                return Ok((live.conn.clone(), identity(&live)));
             }
             // Closed while idle (the server went away): provably nothing of this call was
             // sent on it, so the call goes on over a new connection.
             self.drop_live(&live);
         }
-        self.connect_now().await
+        let live = self.connect_now().await?;
+        Ok((live.conn.clone(), identity(&live)))
+    }
+
+    /// Used within [`PROBE_WHEN_IDLE_FOR`] (then marked used now).
+    fn fresh(&self, live: &Live) -> bool {
+        let now = self.now_ms();
+        let last = live.last_used_ms.load(Ordering::Relaxed);
+        let fresh = now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64;
+        // At most one write per ms: busy callers share this cache line.
+        if fresh && last != now {
+            live.last_used_ms.store(now, Ordering::Relaxed);
+        }
+        fresh
+    }
+
+    fn touch(&self, live: &Live) {
+        live.last_used_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     async fn connect_now(&self) -> ::redis::RedisResult<Arc<Live>> {
@@ -238,9 +258,15 @@ impl SingleConnection {
 
     /// A command on `live` failed with `e`: drop the connection when `e` says it is unusable
     /// (lost, or a replica that cannot take writes), and reconnect in the background.
-    fn on_error(&self, live: &Arc<Live>, e: &::redis::RedisError) {
+    fn on_error(&self, id: usize, e: &::redis::RedisError) {
         if e.is_unrecoverable_error() || ServerReply::of(e) == Some(ServerReply::ReadOnly) {
-            self.drop_live(live);
+            // Still the one the call used? (A stale id can only match a newer connection
+            // at the same address, which then reconnects once more: harmless.)
+            if let Some(live) = self.shared.current.load_full()
+                && identity(&live) == id
+            {
+                self.drop_live(&live);
+            }
         }
     }
 
@@ -282,6 +308,11 @@ impl SingleConnection {
             }
         });
     }
+}
+
+/// A connection's identity while it is current (its address).
+fn identity(live: &Arc<Live>) -> usize {
+    Arc::as_ptr(live) as usize
 }
 
 /// Whether the connection's I/O task still runs: a fire-and-forget `PING` is accepted by its
@@ -745,13 +776,12 @@ impl RedisClient {
             |e| RedisError::from_command(op.name(), e, inner.username.as_deref(), inner.timeout);
         match &inner.conn {
             Conn::Single(single) => {
-                let live = single.live().await.map_err(|e| {
+                let (mut conn, id) = single.live().await.map_err(|e| {
                     connect_failure(e, inner.username.as_deref(), inner.tls, &inner.addr)
                 })?;
-                let mut conn = live.conn.clone();
                 let r = run(&mut conn, cmd, script).await;
                 if let Err(e) = &r {
-                    single.on_error(&live, e);
+                    single.on_error(id, e);
                 }
                 r.map_err(map)
             }
