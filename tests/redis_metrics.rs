@@ -106,4 +106,36 @@ async fn client_records_duration_errors_and_connection_state() {
     assert!(
         matches!(find(&snap, REDIS_CONNECTED, &[]), Some(DebugValue::Gauge(g)) if g.into_inner() == 1.0)
     );
+
+    // An ACL refusal is counted under its own kind, not as a server or auth failure.
+    server.cli(&[
+        "ACL", "SETUSER", "noget", "on", ">pw", "~*", "+@all", "-get",
+    ]);
+    let limited = RedisClient::connect(
+        RedisConfig::builder()
+            .port(server.port())
+            .username("noget")
+            .password("pw")
+            .circuit_breaker(Arc::new(CircuitBreaker::new(
+                "redis-metrics-acl",
+                CircuitBreakerConfig::from_preset(CircuitBreakerPreset::Tolerant),
+            )))
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert!(limited.get::<_, String>(&Keys::lock("m")).await.is_err());
+    let snap = snapshotter.snapshot().into_vec();
+    assert!(
+        matches!(
+            find(
+                &snap,
+                REDIS_ERRORS_TOTAL,
+                &[("operation", "get"), ("kind", "permission")]
+            ),
+            Some(DebugValue::Counter(1))
+        ),
+        "{snap:?}"
+    );
 }

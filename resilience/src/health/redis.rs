@@ -4,8 +4,9 @@ use crate::redis::RedisClient;
 
 use super::{CheckOutcome, HealthCheck};
 
-/// Healthy when the server answers `PING`; unhealthy with the error otherwise. The registry's
-/// latency thresholds grade a slow answer. Named `"redis"` unless renamed with
+/// Healthy when the server answers `PING`; unhealthy with the error otherwise (e.g. a client
+/// created while Redis was down: "cannot connect", until the server answers; each check makes
+/// a fresh attempt). The registry's latency thresholds grade a slow answer. Named `"redis"` unless renamed with
 /// [`named`](Self::named).
 #[derive(Debug, Clone)]
 pub struct RedisCheck {

@@ -2,23 +2,24 @@
 //! circuit breaker, a deadline and the `redis_*` metrics.
 
 use std::path::Path;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::io::tcp::TcpSettings;
 use ::redis::{
     AsyncConnectionConfig, Client, ClientTlsConfig, Cmd, ConnectionAddr, ErrorKind, FromRedisValue,
     IntoConnectionInfo, RedisConnectionInfo, ServerErrorKind, TlsCertificates, ToRedisArgs,
 };
+use arc_swap::ArcSwapOption;
 use metrics::{Counter, Gauge, Histogram};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 use super::cluster::Conn;
-use super::config::{RedisConfig, TlsClientCert, TlsOptions};
-use super::error::{RedisError, connect_failure, is_auth_failure};
+use super::config::{ReconnectBackoff, RedisConfig, TlsClientCert, TlsOptions};
+use super::error::{RedisError, ServerReply, connect_failure};
 use super::keys::{RedisKey, render_trusted};
 use super::scripts::{LuaScript, SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 use crate::circuit_breaker::{CircuitBreaker, get_circuit_breaker};
@@ -94,10 +95,11 @@ impl Op {
     }
 }
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 11] = [
     "config",
     "tls",
     "auth",
+    "permission",
     "connection",
     "timeout",
     "circuit_open",
@@ -138,11 +140,206 @@ impl ClientMetrics {
     }
 }
 
+/// A connection that was idle this long is checked (without a round trip) before a command is
+/// sent on it: a server restarted meanwhile closed it, and the command then goes to a fresh
+/// connection instead of failing on the dead one. Busier connections learn of a restart from
+/// the calls in flight.
+pub(crate) const PROBE_WHEN_IDLE_FOR: Duration = Duration::from_millis(100);
+
+/// One live connection to a single server.
+struct Live {
+    conn: MultiplexedConnection,
+    /// When a command was last sent on it, in ms since [`SingleShared::epoch`].
+    last_used_ms: AtomicU64,
+}
+
+/// The connection of a one-server client, owned here (not by redis-rs's `ConnectionManager`,
+/// which hands the error of a failed background reconnect to the next caller, long after the
+/// server came back). A call finds a live connection, or connects itself (one attempt at a
+/// time: a caller that waited uses the connection made meanwhile, or makes its own attempt),
+/// so every connect error a call sees comes from its own attempt. After a connection is lost, a background task reconnects with
+/// [`ReconnectBackoff`] so that a quiet client is ready when traffic returns.
+#[derive(Clone)]
+pub(crate) struct SingleConnection {
+    shared: Arc<SingleShared>,
+}
+
+struct SingleShared {
+    client: Client,
+    conn_cfg: AsyncConnectionConfig,
+    backoff: ReconnectBackoff,
+    current: ArcSwapOption<Live>,
+    /// Held while connecting: one attempt at a time.
+    connecting: tokio::sync::Mutex<()>,
+    /// Whether the background reconnect task runs.
+    reconnecting: AtomicBool,
+    epoch: Instant,
+}
+
+impl SingleConnection {
+    fn new(client: Client, conn_cfg: AsyncConnectionConfig, backoff: ReconnectBackoff) -> Self {
+        Self {
+            shared: Arc::new(SingleShared {
+                client,
+                conn_cfg,
+                backoff,
+                current: ArcSwapOption::empty(),
+                connecting: tokio::sync::Mutex::new(()),
+                reconnecting: AtomicBool::new(false),
+                epoch: Instant::now(),
+            }),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The connection for one call, and its identity for [`on_error`](Self::on_error): the
+    /// live one, or a new one. An `Err` comes from an attempt made for this call, never from
+    /// an earlier one; nothing of the call was sent.
+    async fn live(&self) -> ::redis::RedisResult<(MultiplexedConnection, usize)> {
+        // Hot path: a recently used connection, read without touching a shared refcount.
+        {
+            let guard = self.shared.current.load();
+            if let Some(live) = guard.as_ref()
+                && self.fresh(live)
+            {
+                return Ok((live.conn.clone(), identity(live)));
+            }
+        }
+        if let Some(live) = self.shared.current.load_full() {
+            if self.fresh(&live) || is_open(&live.conn).await {
+                self.touch(&live);
+                return Ok((live.conn.clone(), identity(&live)));
+            }
+            // Closed while idle (the server went away): provably nothing of this call was
+            // sent on it, so the call goes on over a new connection.
+            self.drop_live(&live);
+        }
+        let live = self.connect_now().await?;
+        Ok((live.conn.clone(), identity(&live)))
+    }
+
+    /// Used within [`PROBE_WHEN_IDLE_FOR`] (then marked used now).
+    fn fresh(&self, live: &Live) -> bool {
+        let now = self.now_ms();
+        let last = live.last_used_ms.load(Ordering::Relaxed);
+        let fresh = now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64;
+        // At most one write per ms: busy callers share this cache line.
+        if fresh && last != now {
+            live.last_used_ms.store(now, Ordering::Relaxed);
+        }
+        fresh
+    }
+
+    fn touch(&self, live: &Live) {
+        live.last_used_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    async fn connect_now(&self) -> ::redis::RedisResult<Arc<Live>> {
+        let _one_at_a_time = self.shared.connecting.lock().await;
+        // Connected by whoever held the lock before us.
+        if let Some(live) = self.shared.current.load_full() {
+            return Ok(live);
+        }
+        let conn = self
+            .shared
+            .client
+            .get_multiplexed_async_connection_with_config(&self.shared.conn_cfg)
+            .await?;
+        let live = Arc::new(Live {
+            conn,
+            last_used_ms: AtomicU64::new(self.now_ms()),
+        });
+        self.shared.current.store(Some(live.clone()));
+        Ok(live)
+    }
+
+    /// A command on `live` failed with `e`: drop the connection when `e` says it is unusable
+    /// (lost, or a replica that cannot take writes), and reconnect in the background.
+    fn on_error(&self, id: usize, e: &::redis::RedisError) {
+        if e.is_unrecoverable_error() || ServerReply::of(e) == Some(ServerReply::ReadOnly) {
+            // Still the one the call used? (A stale id can only match a newer connection
+            // at the same address, which then reconnects once more: harmless.)
+            if let Some(live) = self.shared.current.load_full()
+                && identity(&live) == id
+            {
+                self.drop_live(&live);
+            }
+        }
+    }
+
+    fn drop_live(&self, live: &Arc<Live>) {
+        // Only if nobody replaced it meanwhile.
+        let prev = self
+            .shared
+            .current
+            .compare_and_swap(live, None::<Arc<Live>>);
+        if prev.as_ref().is_some_and(|p| Arc::ptr_eq(p, live)) {
+            self.reconnect_in_background();
+        }
+    }
+
+    /// Starts the background reconnect round unless one runs: up to `max_retries` attempts,
+    /// `min_delay` apart growing by `factor` up to `max_delay`; it ends once connected (by it
+    /// or by a caller), after the last attempt, or when the client is dropped.
+    fn reconnect_in_background(&self) {
+        if self.shared.reconnecting.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.shared.reconnecting.store(false, Ordering::Release);
+            return;
+        };
+        let weak: Weak<SingleShared> = Arc::downgrade(&self.shared);
+        let backoff = self.shared.backoff;
+        rt.spawn(async move {
+            for attempt in 0..backoff.max_retries {
+                tokio::time::sleep(backoff_delay(&backoff, attempt)).await;
+                let Some(shared) = weak.upgrade() else { return };
+                let this = SingleConnection { shared };
+                if this.shared.current.load().is_some() || this.connect_now().await.is_ok() {
+                    break;
+                }
+            }
+            if let Some(shared) = weak.upgrade() {
+                shared.reconnecting.store(false, Ordering::Release);
+            }
+        });
+    }
+}
+
+/// A connection's identity while it is current (its address).
+fn identity(live: &Arc<Live>) -> usize {
+    Arc::as_ptr(live) as usize
+}
+
+/// Whether the connection's I/O task still runs: a fire-and-forget `PING` is accepted by its
+/// queue at once, or refused at once when the task has ended (the server closed the
+/// connection). No round trip.
+pub(crate) async fn is_open(conn: &MultiplexedConnection) -> bool {
+    let mut ping = ::redis::cmd("PING");
+    ping.set_no_response(true);
+    conn.clone().req_packed_command(&ping).await.is_ok()
+}
+
+/// The delay before background attempt `n` (from 0): `min_delay · factor^n`, at most
+/// `max_delay`; any value the builder accepts (`Duration::MAX` included) saturates.
+fn backoff_delay(b: &ReconnectBackoff, n: usize) -> Duration {
+    let exp = i32::try_from(n).unwrap_or(i32::MAX);
+    let secs = b.min_delay.as_secs_f64() * f64::from(b.factor).powi(exp);
+    Duration::try_from_secs_f64(secs)
+        .unwrap_or(b.max_delay)
+        .min(b.max_delay)
+}
+
 struct Inner {
     conn: Conn,
     prefix: Arc<str>,
     username: Option<String>,
     addr: String,
+    tls: bool,
     breaker: Arc<CircuitBreaker>,
     timeout: Duration,
     metrics: ClientMetrics,
@@ -177,71 +374,93 @@ pub struct Versioned<V> {
 }
 
 impl RedisClient {
-    /// Connects (one attempt, bounded by the connect timeout, so a wrong password or an
-    /// untrusted certificate is reported at once as [`RedisError::Auth`] / [`RedisError::Tls`]),
-    /// loads the scripts, and starts the auto-reconnecting connection.
+    /// A client for one server. Configuration mistakes fail here: a bad TLS file, refused
+    /// credentials ([`RedisError::Auth`]), an untrusted certificate ([`RedisError::Tls`]). A
+    /// server that cannot be reached does not: the client is returned anyway (after one
+    /// attempt bounded by the connect timeout), calls fail fast with
+    /// [`RedisError::Connect`] until the server answers, [`is_connected`](Self::is_connected)
+    /// and [`RedisCheck`](crate::health::RedisCheck) report it, and the first call after the
+    /// server comes up connects. So a service whose rate limiter falls back to a local limit
+    /// can start while Redis is down.
     pub async fn connect(config: RedisConfig) -> Result<Self, RedisError> {
         let addr = config.addr();
         let client = build_client(&config)?;
         let conn_cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.response_timeout));
+        let single = SingleConnection::new(client, conn_cfg, config.reconnect);
         let map_connect = |e: ::redis::RedisError| {
             connect_failure(e, config.username.as_deref(), config.tls.is_some(), &addr)
         };
+        let first = tokio::time::timeout(config.connect_timeout, single.connect_now()).await;
+        let live = match first {
+            Ok(Ok(live)) => Some(live),
+            Ok(Err(e)) => match map_connect(e) {
+                e @ RedisError::Connect { .. } => {
+                    tracing::warn!(error = %e, "Redis is unreachable; the client will connect when it answers");
+                    None
+                }
+                e => return Err(e),
+            },
+            Err(_) => {
+                tracing::warn!(addr = %addr, after = ?config.connect_timeout, "Redis did not answer in time; the client will connect when it answers");
+                None
+            }
+        };
+        let connected = match live {
+            Some(live) => {
+                Self::check_and_load(&live.conn, &config, &map_connect).await?;
+                true
+            }
+            None => {
+                single.reconnect_in_background();
+                false
+            }
+        };
+        let client = Self::from_parts(Conn::Single(single), &config, addr);
+        client.set_connected(connected);
+        Ok(client)
+    }
+
+    /// The first command on a new connection: its error (NOAUTH: a password is missing) is
+    /// reported as is, where a pipeline would wrap it. Then the scripts are loaded; an ACL that
+    /// forbids `SCRIPT` only costs a warning (the calls that need a script will say so).
+    async fn check_and_load(
+        conn: &MultiplexedConnection,
+        config: &RedisConfig,
+        map_connect: &impl Fn(::redis::RedisError) -> RedisError,
+    ) -> Result<(), RedisError> {
+        let mut probe = conn.clone();
         let timeout_err = |operation| RedisError::Timeout {
             operation,
-            after: config.connect_timeout,
+            after: config.response_timeout,
         };
-
-        // The probe: one plain attempt, so configuration mistakes surface now and clearly
-        // rather than after the connection manager's reconnect rounds.
-        let mut probe = tokio::time::timeout(
-            config.connect_timeout,
-            client.get_multiplexed_async_connection_with_config(&conn_cfg),
-        )
-        .await
-        .map_err(|_| timeout_err("connect"))?
-        .map_err(&map_connect)?;
-        // A single command first: its error (NOAUTH, NOPERM, ...) is reported as is, where a
-        // pipeline would wrap it.
         tokio::time::timeout(
             config.response_timeout,
             ::redis::cmd("PING").query_async::<String>(&mut probe),
         )
         .await
         .map_err(|_| timeout_err("ping"))?
-        .map_err(&map_connect)?;
+        .map_err(map_connect)?;
         let mut load = ::redis::pipe();
         for s in SCRIPTS.all() {
             load.cmd("SCRIPT").arg("LOAD").arg(s.code);
         }
-        tokio::time::timeout(
+        match tokio::time::timeout(
             config.response_timeout,
             load.query_async::<Vec<String>>(&mut probe),
         )
         .await
         .map_err(|_| timeout_err("script_load"))?
-        .map_err(&map_connect)?;
-        drop(probe);
-
-        let r = config.reconnect;
-        let manager_cfg = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.response_timeout))
-            .set_min_delay(r.min_delay)
-            .set_max_delay(r.max_delay)
-            .set_exponent_base(r.factor)
-            .set_number_of_retries(r.max_retries);
-        let conn = tokio::time::timeout(
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager_cfg),
-        )
-        .await
-        .map_err(|_| timeout_err("connect"))?
-        .map_err(&map_connect)?;
-
-        Ok(Self::from_parts(Conn::Single(conn), &config, addr))
+        .map_err(map_connect)
+        {
+            Ok(_) => Ok(()),
+            Err(e @ RedisError::PermissionDenied { .. }) => {
+                tracing::warn!(error = %e, "scripts not preloaded");
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// A client over an established connection (one server, Cluster or Sentinel).
@@ -258,12 +477,19 @@ impl RedisClient {
                 prefix: config.key_prefix.clone(),
                 username: config.username.clone(),
                 addr,
+                tls: config.tls.is_some(),
                 breaker,
                 timeout: config.response_timeout,
                 metrics,
                 connected: AtomicBool::new(true),
             }),
         }
+    }
+
+    /// Whether the last call reached the server (`false` from a failed connection or a
+    /// timeout until a call succeeds; also the `redis_connected` gauge).
+    pub fn is_connected(&self) -> bool {
+        self.inner.connected.load(Ordering::Relaxed)
     }
 
     /// The key prefix.
@@ -489,8 +715,9 @@ impl RedisClient {
     }
 
     /// Runs `cmd` (EVALSHA of `script`, reloading it on NOSCRIPT) through the breaker, within
-    /// the deadline, recording the metrics. Idempotent operations get one immediate second try
-    /// when the connection turned out to be dead.
+    /// the deadline, recording the metrics. A command is never sent on a connection known to
+    /// be dead (see [`SingleConnection`]); idempotent operations also get one immediate second
+    /// try when the connection died under them (the first may or may not have been applied).
     pub(crate) async fn exec<T: FromRedisValue>(
         &self,
         op: Op,
@@ -506,22 +733,26 @@ impl RedisClient {
             }
         };
         let start = Instant::now();
-        let deadline = tokio::time::Instant::now() + inner.timeout;
+        // `None`: a timeout too large to add to the clock, i.e. no deadline.
+        let deadline = tokio::time::Instant::now().checked_add(inner.timeout);
         let mut tries_left = if op.idempotent() { 2 } else { 1 };
         let result = loop {
             tries_left -= 1;
-            let r = match tokio::time::timeout_at(deadline, self.send::<T>(cmd, script)).await {
-                Ok(Ok(v)) => Ok(v),
-                Ok(Err(e)) => Err(self.map_err(op, e)),
-                Err(_) => Err(RedisError::Timeout {
-                    operation: op.name(),
-                    after: inner.timeout,
-                }),
+            let attempt = self.send::<T>(op, cmd, script);
+            let r = match deadline {
+                Some(at) => tokio::time::timeout_at(at, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(RedisError::Timeout {
+                            operation: op.name(),
+                            after: inner.timeout,
+                        })
+                    }),
+                None => attempt.await,
             };
             match r {
                 Err(RedisError::Command { ref source, .. })
-                    if tries_left > 0
-                        && (source.is_connection_dropped() || source.is_io_error()) =>
+                    if tries_left > 0 && source.is_connection_dropped() =>
                 {
                     continue;
                 }
@@ -550,41 +781,29 @@ impl RedisClient {
         result
     }
 
+    /// One try of `cmd` over the client's connection.
     async fn send<T: FromRedisValue>(
         &self,
+        op: Op,
         cmd: &Cmd,
         script: Option<&LuaScript>,
-    ) -> ::redis::RedisResult<T> {
-        let mut conn = self.inner.conn.clone();
-        match cmd.query_async::<T>(&mut conn).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                let Some(s) = script else { return Err(e) };
-                ::redis::cmd("SCRIPT")
-                    .arg("LOAD")
-                    .arg(s.code)
-                    .query_async::<String>(&mut conn)
-                    .await?;
-                cmd.query_async::<T>(&mut conn).await
+    ) -> Result<T, RedisError> {
+        let inner = &*self.inner;
+        let map =
+            |e| RedisError::from_command(op.name(), e, inner.username.as_deref(), inner.timeout);
+        match &inner.conn {
+            Conn::Single(single) => {
+                let (mut conn, id) = single.live().await.map_err(|e| {
+                    connect_failure(e, inner.username.as_deref(), inner.tls, &inner.addr)
+                })?;
+                let r = run(&mut conn, cmd, script).await;
+                if let Err(e) = &r {
+                    single.on_error(id, e);
+                }
+                r.map_err(map)
             }
-            r => r,
-        }
-    }
-
-    fn map_err(&self, op: Op, e: ::redis::RedisError) -> RedisError {
-        if is_auth_failure(&e) {
-            RedisError::Auth {
-                username: self.inner.username.clone(),
-            }
-        } else if e.is_timeout() {
-            RedisError::Timeout {
-                operation: op.name(),
-                after: self.inner.timeout,
-            }
-        } else {
-            RedisError::Command {
-                operation: op.name(),
-                source: e,
-            }
+            Conn::Cluster(c) => run(&mut c.clone(), cmd, script).await.map_err(map),
+            Conn::Sentinel(c) => run(&mut c.clone(), cmd, script).await.map_err(map),
         }
     }
 
@@ -595,6 +814,27 @@ impl RedisClient {
         {
             self.inner.metrics.connected.set(if up { 1.0 } else { 0.0 });
         }
+    }
+}
+
+/// `cmd` on `conn`; on NOSCRIPT, loads `script` and sends `cmd` again (the server answered
+/// without running anything).
+async fn run<C: ConnectionLike, T: FromRedisValue>(
+    conn: &mut C,
+    cmd: &Cmd,
+    script: Option<&LuaScript>,
+) -> ::redis::RedisResult<T> {
+    match cmd.query_async::<T>(conn).await {
+        Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+            let Some(s) = script else { return Err(e) };
+            ::redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(s.code)
+                .query_async::<String>(conn)
+                .await?;
+            cmd.query_async::<T>(conn).await
+        }
+        r => r,
     }
 }
 
@@ -758,4 +998,33 @@ pub(crate) fn check_rate(capacity: u64, refill_per_sec: f64, cost: u64) -> Resul
 
 fn micros(us: i64) -> Duration {
     Duration::from_micros(us.max(0) as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_delays_grow_and_saturate() {
+        let b = ReconnectBackoff::default();
+        let delays: Vec<_> = (0..7).map(|n| backoff_delay(&b, n)).collect();
+        assert_eq!(delays[0], Duration::from_millis(50));
+        assert_eq!(delays[2], Duration::from_millis(200));
+        assert_eq!(delays[6], Duration::from_secs(2), "capped at max_delay");
+        let extreme = ReconnectBackoff {
+            min_delay: Duration::MAX,
+            max_delay: Duration::MAX,
+            factor: f32::MAX,
+            max_retries: usize::MAX,
+        };
+        for n in [0, 1, 1000, usize::MAX] {
+            assert_eq!(backoff_delay(&extreme, n), Duration::MAX);
+        }
+        let tiny = ReconnectBackoff {
+            min_delay: Duration::from_nanos(1),
+            ..extreme
+        };
+        assert_eq!(backoff_delay(&tiny, 0), Duration::from_nanos(1));
+        assert_eq!(backoff_delay(&tiny, usize::MAX), Duration::MAX);
+    }
 }

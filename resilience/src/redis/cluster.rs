@@ -7,15 +7,13 @@
 
 use std::time::Duration;
 
-use ::redis::aio::{ConnectionLike, ConnectionManager};
+use ::redis::aio::ConnectionLike;
 use ::redis::cluster::ClusterClientBuilder;
 use ::redis::cluster_async::ClusterConnection;
 use ::redis::io::tcp::TcpSettings;
-use ::redis::{
-    Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, RedisFuture, Value,
-};
+use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
-use super::client::{RedisClient, tls_certificates};
+use super::client::{RedisClient, SingleConnection, tls_certificates};
 use super::config::RedisConfig;
 use super::error::{RedisError, connect_failure};
 use super::scripts::SCRIPTS;
@@ -26,43 +24,12 @@ use crate::error::ConfigError;
 /// multiplexed connections).
 #[derive(Clone)]
 pub(crate) enum Conn {
-    /// One server, through the auto-reconnecting connection manager.
-    Single(ConnectionManager),
+    /// One server; connects lazily and again after a loss.
+    Single(SingleConnection),
     /// A Redis Cluster: commands routed by slot, topology refreshed on MOVED / failures.
     Cluster(ClusterConnection),
     /// The master named by Sentinel, re-discovered after a failover.
     Sentinel(SentinelConnection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-            Conn::Sentinel(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
-            Conn::Sentinel(c) => c.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            Conn::Cluster(c) => c.get_db(),
-            Conn::Sentinel(c) => c.get_db(),
-        }
-    }
 }
 
 /// `host:port` as a TCP or (verified) TLS address.

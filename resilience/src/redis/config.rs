@@ -30,12 +30,14 @@ pub struct TlsClientCert {
     pub key_file: PathBuf,
 }
 
-/// How the connection manager retries a lost connection: delays grow from `min_delay` by
-/// `factor` per attempt (with jitter), capped at `max_delay`, for `max_retries` attempts; after
-/// that the next command starts a new round.
+/// How a one-server client reconnects in the background after losing its connection (or when
+/// Redis was down at start-up): delays grow from `min_delay` by `factor` per attempt, capped at
+/// `max_delay`, for `max_retries` attempts. Calls never wait for this round nor inherit its
+/// errors: a call that finds no connection makes its own attempt. Any value the builder
+/// accepts is safe (`Duration::MAX` delays saturate: "never").
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ReconnectBackoff {
-    /// First delay.
+    /// First delay (at least 1 ms).
     pub min_delay: Duration,
     /// Largest delay.
     pub max_delay: Duration,
@@ -303,13 +305,14 @@ impl RedisConfigBuilder {
         self
     }
 
-    /// Deadline of one connection attempt (TCP + TLS + AUTH).
+    /// Deadline of one connection attempt (TCP + TLS + AUTH); `Duration::MAX`: none.
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
     }
 
-    /// Deadline of every call, waiting for a reconnect included: no call hangs longer.
+    /// Deadline of every call, connecting included: no call hangs longer. `Duration::MAX`:
+    /// no deadline.
     pub fn response_timeout(mut self, d: Duration) -> Self {
         self.response_timeout = d;
         self
@@ -361,10 +364,12 @@ impl RedisConfigBuilder {
             ));
         }
         let r = self.reconnect;
-        if r.min_delay.is_zero() {
+        // Below 1 ms (and a factor of 1) the background reconnect would spin while the server
+        // is down.
+        if r.min_delay < Duration::from_millis(1) {
             return Err(ConfigError::new(
                 "reconnect.min_delay",
-                "must be greater than zero",
+                "must be at least 1 ms",
             ));
         }
         if r.max_delay < r.min_delay {
@@ -478,5 +483,62 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(e.field, "response_timeout");
+    }
+
+    #[test]
+    fn extreme_values_build_or_name_the_field() {
+        let max = RedisConfig::builder()
+            .connect_timeout(Duration::MAX)
+            .response_timeout(Duration::MAX)
+            .reconnect(ReconnectBackoff {
+                min_delay: Duration::MAX,
+                max_delay: Duration::MAX,
+                factor: f32::MAX,
+                max_retries: usize::MAX,
+            })
+            .build()
+            .unwrap();
+        assert_eq!(max.response_timeout(), Duration::MAX);
+        for (backoff, field) in [
+            (
+                ReconnectBackoff {
+                    min_delay: Duration::from_nanos(1),
+                    ..ReconnectBackoff::default()
+                },
+                "reconnect.min_delay",
+            ),
+            (
+                ReconnectBackoff {
+                    factor: f32::NAN,
+                    ..ReconnectBackoff::default()
+                },
+                "reconnect.factor",
+            ),
+            (
+                ReconnectBackoff {
+                    factor: f32::INFINITY,
+                    ..ReconnectBackoff::default()
+                },
+                "reconnect.factor",
+            ),
+            (
+                ReconnectBackoff {
+                    max_retries: 0,
+                    ..ReconnectBackoff::default()
+                },
+                "reconnect.max_retries",
+            ),
+        ] {
+            let e = RedisConfig::builder()
+                .reconnect(backoff)
+                .build()
+                .unwrap_err();
+            assert_eq!(e.field, field);
+        }
+        let e = RedisConfig::builder()
+            .connect_timeout(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "connect_timeout");
     }
 }

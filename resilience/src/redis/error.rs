@@ -85,7 +85,33 @@ pub enum RedisError {
     /// The "redis" circuit breaker is open: calls are refused without touching the network.
     #[error(transparent)]
     CircuitOpen(#[from] CircuitOpenError),
-    /// A command failed (server error reply, lost connection, ...).
+    /// The server refused the command under its ACL rules (`NOPERM`): the user authenticated,
+    /// but may not run this command or touch this key. The server answered, so the "redis"
+    /// breaker does not count it; it is not transient (fix the ACL, not the password).
+    #[error(
+        "Redis refused `{operation}`{}: the ACL user lacks a permission ({detail}); grant it          with `ACL SETUSER` (command, key pattern `~prefix:*`) or use another user",
+        username.as_ref().map(|u| format!(" for user `{u}`")).unwrap_or_default()
+    )]
+    PermissionDenied {
+        /// The operation.
+        operation: &'static str,
+        /// The ACL user, if one was configured.
+        username: Option<String>,
+        /// The server's explanation (which command or key; never a credential).
+        detail: String,
+    },
+    /// The server answered with an error reply of a known kind; [`ServerReply`] says which,
+    /// whether the breaker counts it and whether a later try may succeed.
+    #[error("Redis `{operation}` failed: {reply} (server said: {detail})")]
+    Server {
+        /// The operation.
+        operation: &'static str,
+        /// What kind of refusal.
+        reply: ServerReply,
+        /// The server's message, without its error code.
+        detail: String,
+    },
+    /// A command failed (another server error reply, lost connection, ...).
     #[error("Redis `{operation}` failed: {source}")]
     Command {
         /// The operation.
@@ -135,6 +161,98 @@ pub enum RedisError {
     },
 }
 
+/// A server error reply the client recognises (the error code at the start of the reply).
+///
+/// Each says whether the "redis" circuit breaker counts it: a reply that says the server (or
+/// the path to a writable master) cannot serve anyone right now counts; a reply about this one
+/// command or key (the server is fine) does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ServerReply {
+    /// `WRONGTYPE`: the key holds another data type. Not counted (the server is healthy; a
+    /// caller or data bug), not transient.
+    WrongType,
+    /// `OOM`: `maxmemory` is reached and the eviction policy frees nothing. Counted (every write
+    /// fails until memory is freed; calling on only adds load), transient.
+    OutOfMemory,
+    /// `READONLY`: the node is a replica (e.g. the old master after a failover). Counted (the
+    /// path to the master is broken), transient: the connection is dropped and the next call
+    /// reconnects (Sentinel asks again).
+    ReadOnly,
+    /// `BUSY`: a script or function runs past `busy-reply-threshold` and blocks the server.
+    /// Counted (nothing is served meanwhile), transient.
+    Busy,
+    /// `LOADING`: the server is loading its dataset. Counted (nothing is served meanwhile),
+    /// transient.
+    Loading,
+    /// `MASTERDOWN`: a replica lost its master (`replica-serve-stale-data no`). Counted,
+    /// transient.
+    MasterDown,
+    /// `TRYAGAIN`: a Cluster slot is migrating. Counted, transient.
+    TryAgain,
+    /// `CLUSTERDOWN`: the Cluster cannot serve this slot. Counted, transient.
+    ClusterDown,
+}
+
+impl ServerReply {
+    /// The reply's error code, e.g. `"OOM"`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::WrongType => "WRONGTYPE",
+            Self::OutOfMemory => "OOM",
+            Self::ReadOnly => "READONLY",
+            Self::Busy => "BUSY",
+            Self::Loading => "LOADING",
+            Self::MasterDown => "MASTERDOWN",
+            Self::TryAgain => "TRYAGAIN",
+            Self::ClusterDown => "CLUSTERDOWN",
+        }
+    }
+
+    /// The reply of `e`, if it is one of these.
+    pub(crate) fn of(e: &::redis::RedisError) -> Option<Self> {
+        Some(match e.code()? {
+            "WRONGTYPE" => Self::WrongType,
+            "OOM" => Self::OutOfMemory,
+            "READONLY" => Self::ReadOnly,
+            "BUSY" => Self::Busy,
+            "LOADING" => Self::Loading,
+            "MASTERDOWN" => Self::MasterDown,
+            "TRYAGAIN" => Self::TryAgain,
+            "CLUSTERDOWN" => Self::ClusterDown,
+            _ => return None,
+        })
+    }
+
+    /// Whether the "redis" breaker counts it as a failure (see each variant for why).
+    pub fn counts_as_failure(self) -> bool {
+        !matches!(self, Self::WrongType)
+    }
+
+    /// Whether trying again later may succeed.
+    pub fn is_transient(self) -> bool {
+        !matches!(self, Self::WrongType)
+    }
+}
+
+impl std::fmt::Display for ServerReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::WrongType => "WRONGTYPE: the key holds a value of another type",
+            Self::OutOfMemory => {
+                "OOM: the server reached `maxmemory` and evicts nothing (raise it or choose an \
+                 eviction policy)"
+            }
+            Self::ReadOnly => "READONLY: the server is a replica; writes need the master",
+            Self::Busy => "BUSY: a long-running script or function blocks the server",
+            Self::Loading => "LOADING: the server is loading its dataset",
+            Self::MasterDown => "MASTERDOWN: the replica lost its master",
+            Self::TryAgain => "TRYAGAIN: the Cluster slot is being migrated",
+            Self::ClusterDown => "CLUSTERDOWN: the Cluster cannot serve this slot",
+        })
+    }
+}
+
 impl RedisError {
     /// A short, stable name for metrics (`kind` label).
     pub fn kind(&self) -> &'static str {
@@ -145,8 +263,9 @@ impl RedisError {
             Self::Connect { .. } => "connection",
             Self::Timeout { .. } => "timeout",
             Self::CircuitOpen(_) => "circuit_open",
+            Self::PermissionDenied { .. } => "permission",
             Self::Command { source, .. } if is_transport(source) => "connection",
-            Self::Command { .. } => "server",
+            Self::Command { .. } | Self::Server { .. } => "server",
             Self::InvalidKey { .. } | Self::InvalidArgument { .. } => "invalid_argument",
             Self::LockBusy { .. } | Self::LockLost | Self::VersionMismatch { .. } => "conflict",
             Self::UnexpectedReply { .. } => "protocol",
@@ -158,65 +277,112 @@ impl RedisError {
     pub fn is_transient(&self) -> bool {
         match self {
             Self::Connect { .. } | Self::Timeout { .. } | Self::CircuitOpen(_) => true,
-            Self::Command { source, .. } => is_transport(source) || is_busy(source),
+            Self::Server { reply, .. } => reply.is_transient(),
+            Self::Command { source, .. } => is_transport(source),
             _ => false,
         }
     }
 
     /// Whether the failure says the server (or the path to it) is unhealthy: what the "redis"
-    /// circuit breaker counts.
+    /// circuit breaker counts. A reply about this one command (NOPERM, WRONGTYPE, a script
+    /// error, ...) is not: the server answered.
     pub(crate) fn is_infrastructure(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Self::Connect { .. }
-                | Self::Timeout { .. }
-                | Self::Tls { .. }
-                | Self::Auth { .. }
-                | Self::SentinelAuth { .. }
-        ) || matches!(self, Self::Command { source, .. } if is_transport(source) || is_busy(source))
+            | Self::Timeout { .. }
+            | Self::Tls { .. }
+            | Self::Auth { .. }
+            | Self::SentinelAuth { .. } => true,
+            Self::Server { reply, .. } => reply.counts_as_failure(),
+            Self::Command { source, .. } => is_transport(source),
+            _ => false,
+        }
     }
+
+    /// `e`, a failed command's error, typed: NOPERM, refused credentials, a deadline, a known
+    /// server reply, or else [`RedisError::Command`].
+    pub(crate) fn from_command(
+        operation: &'static str,
+        e: ::redis::RedisError,
+        username: Option<&str>,
+        timeout: Duration,
+    ) -> Self {
+        if is_noperm(&e) {
+            Self::PermissionDenied {
+                operation,
+                username: username.map(str::to_owned),
+                detail: server_detail(&e),
+            }
+        } else if is_auth_failure(&e) {
+            Self::Auth {
+                username: username.map(str::to_owned),
+            }
+        } else if e.is_timeout() {
+            Self::Timeout {
+                operation,
+                after: timeout,
+            }
+        } else if let Some(reply) = ServerReply::of(&e) {
+            Self::Server {
+                operation,
+                reply,
+                detail: server_detail(&e),
+            }
+        } else {
+            Self::Command {
+                operation,
+                source: e,
+            }
+        }
+    }
+}
+
+/// The server's message without its code (for NOPERM: which command or key was refused).
+fn server_detail(e: &::redis::RedisError) -> String {
+    e.detail().unwrap_or_default().trim().to_owned()
 }
 
 fn is_transport(e: &::redis::RedisError) -> bool {
     e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout()
 }
 
-fn is_busy(e: &::redis::RedisError) -> bool {
-    use ::redis::{ErrorKind, ServerErrorKind};
-    matches!(
-        e.kind(),
-        ErrorKind::Server(
-            ServerErrorKind::BusyLoading
-                | ServerErrorKind::TryAgain
-                | ServerErrorKind::ClusterDown
-                | ServerErrorKind::MasterDown
-        )
-    )
+/// An ACL refusal: authenticated, but not allowed this command or key.
+pub(crate) fn is_noperm(e: &::redis::RedisError) -> bool {
+    e.code() == Some("NOPERM")
+        // Flattened into an I/O error's text by the cluster client (see `is_auth_failure`).
+        || (e.kind() == ::redis::ErrorKind::Io && e.detail().is_some_and(|d| d.contains("NOPERM")))
 }
 
-/// Whether the server refused our credentials.
+/// Whether the server refused our credentials (not NOPERM: that user did authenticate).
 pub(crate) fn is_auth_failure(e: &::redis::RedisError) -> bool {
     e.kind() == ::redis::ErrorKind::AuthenticationFailed
-        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH" | "NOPERM"))
+        || matches!(e.code(), Some("WRONGPASS" | "NOAUTH"))
         // The cluster client reports "Failed to create initial connections" as an I/O error
         // with the nodes' errors flattened into its text.
         || (e.kind() == ::redis::ErrorKind::Io
             && e.detail().is_some_and(|d| {
-                ["AuthenticationFailed", "WRONGPASS", "NOAUTH", "NOPERM"]
+                ["AuthenticationFailed", "WRONGPASS", "NOAUTH"]
                     .iter()
                     .any(|m| d.contains(m))
             }))
 }
 
-/// A failed connection attempt, typed: refused credentials are [`RedisError::Auth`], a failed
-/// handshake (with TLS on) [`RedisError::Tls`], anything else [`RedisError::Connect`].
+/// A failed connection attempt, typed: refused credentials are [`RedisError::Auth`], an ACL
+/// refusal [`RedisError::PermissionDenied`], a failed handshake (with TLS on)
+/// [`RedisError::Tls`], anything else [`RedisError::Connect`].
 pub(crate) fn connect_failure(
     e: ::redis::RedisError,
     username: Option<&str>,
     tls: bool,
     addr: &str,
 ) -> RedisError {
-    if is_auth_failure(&e) {
+    if is_noperm(&e) {
+        RedisError::PermissionDenied {
+            operation: "connect",
+            username: username.map(str::to_owned),
+            detail: server_detail(&e),
+        }
+    } else if is_auth_failure(&e) {
         RedisError::Auth {
             username: username.map(str::to_owned),
         }
@@ -348,5 +514,90 @@ mod tests {
             source: ::redis::RedisError::from((::redis::ErrorKind::UnexpectedReturnType, "x")),
         };
         assert!(!wrongtype.is_retryable() && !wrongtype.is_infrastructure());
+    }
+
+    /// LOADING needs a dataset large enough to take a while to load, so the classification from
+    /// the reply's code is checked here (the other replies are produced for real in
+    /// tests/redis_recovery.rs).
+    #[test]
+    fn every_known_server_reply_is_typed_and_classified() {
+        let reply = |line: &str| {
+            // The parser turns `-CODE detail` into a server error, as on the wire.
+            let v = ::redis::parse_redis_value(format!("-{line}\r\n").as_bytes()).unwrap();
+            let ::redis::Value::ServerError(se) = v else {
+                panic!("not a server error: {v:?}")
+            };
+            RedisError::from_command("get", se.into(), Some("app"), Duration::from_secs(1))
+        };
+        for (line, expected, counted) in [
+            (
+                "WRONGTYPE Operation against a key",
+                ServerReply::WrongType,
+                false,
+            ),
+            ("OOM command not allowed", ServerReply::OutOfMemory, true),
+            ("READONLY You can't write", ServerReply::ReadOnly, true),
+            (
+                "BUSY Redis is busy running a script",
+                ServerReply::Busy,
+                true,
+            ),
+            (
+                "LOADING Redis is loading the dataset in memory",
+                ServerReply::Loading,
+                true,
+            ),
+            (
+                "MASTERDOWN Link with MASTER is down",
+                ServerReply::MasterDown,
+                true,
+            ),
+            (
+                "TRYAGAIN Multiple keys request",
+                ServerReply::TryAgain,
+                true,
+            ),
+            (
+                "CLUSTERDOWN The cluster is down",
+                ServerReply::ClusterDown,
+                true,
+            ),
+        ] {
+            let e = reply(line);
+            let RedisError::Server {
+                reply: got,
+                detail,
+                operation,
+            } = &e
+            else {
+                panic!("{line}: {e:?}")
+            };
+            assert_eq!(*got, expected, "{line}");
+            assert_eq!(*operation, "get");
+            assert!(
+                line.ends_with(detail.as_str()) && !detail.is_empty(),
+                "{detail}"
+            );
+            assert_eq!(e.is_infrastructure(), counted, "{line}");
+            assert_eq!(e.is_transient(), counted, "{line}");
+            assert_eq!(e.kind(), "server");
+            assert!(e.to_string().contains(expected.code()), "{e}");
+        }
+        let e = reply("NOPERM User app has no permissions to run the 'get' command");
+        assert!(
+            matches!(&e, RedisError::PermissionDenied { username: Some(u), detail, .. }
+                if u == "app" && detail.contains("'get'")),
+            "{e:?}"
+        );
+        assert!(!e.is_infrastructure() && !e.is_transient());
+        assert!(!e.to_string().contains("password"), "{e}");
+        // Credentials refused are still Auth.
+        assert!(matches!(
+            reply("WRONGPASS invalid username-password pair"),
+            RedisError::Auth { .. }
+        ));
+        // Any other reply stays a plain, uncounted command error.
+        let e = reply("ERR unknown command");
+        assert!(matches!(e, RedisError::Command { .. }) && !e.is_infrastructure());
     }
 }

@@ -1,7 +1,7 @@
 //! Redis layer: secure client, typed collision-safe keys, Lua scripts for atomic operations.
 //!
-//! - [`RedisClient`] / [`RedisConfig`]: one auto-reconnecting multiplexed connection (the `redis`
-//!   crate's `ConnectionManager`), TLS via rustls with verification always on, ACL user and
+//! - [`RedisClient`] / [`RedisConfig`]: one auto-reconnecting multiplexed connection (connected
+//!   lazily when Redis is down at start-up), TLS via rustls with verification always on, ACL user and
 //!   password (a [`Secret`], never printed), key prefix, connect and response timeouts,
 //!   `TCP_NODELAY`. Every call goes through the "redis" circuit breaker, has a deadline, and
 //!   records `redis_operation_duration_seconds`, `redis_errors_total` and `redis_connected`.
@@ -55,7 +55,7 @@ mod shared_breaker;
 pub use client::{RedisClient, Versioned};
 pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsClientCert, TlsOptions};
 pub use default_client::{default_client, set_default_client};
-pub use error::RedisError;
+pub use error::{RedisError, ServerReply};
 pub use keys::{
     BreakerKey, CacheKey, IdempotencyKey, KeySegment, KeyWriter, Keys, LockKey, RateLimitKey,
     RateSubject, RateWindow, RedisKey, encode_segment, render_key,

@@ -16,8 +16,9 @@
 //! Sentinels may have their own credentials (`requirepass` on the sentinels, which differ from
 //! the data nodes' `requirepass` / `masterauth`) and TLS: see [`SentinelOptions`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ::redis::aio::{ConnectionLike, MultiplexedConnection};
 use ::redis::sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType};
@@ -27,7 +28,7 @@ use ::redis::{
 };
 use arc_swap::ArcSwapOption;
 
-use super::client::{RedisClient, tls_certificates};
+use super::client::{PROBE_WHEN_IDLE_FOR, RedisClient, is_open, tls_certificates};
 use super::cluster::{Conn, load_scripts, node_addr, nodelay};
 use super::config::{RedisConfig, TlsOptions};
 use super::error::{RedisError, connect_failure};
@@ -181,6 +182,9 @@ struct Shared {
     current: ArcSwapOption<(MultiplexedConnection, (String, u16))>,
     conn_cfg: AsyncConnectionConfig,
     db: i64,
+    /// When a command was last sent, in ms since `epoch` (see [`PROBE_WHEN_IDLE_FOR`]).
+    last_used_ms: AtomicU64,
+    epoch: Instant,
 }
 
 /// A connection to the master named by Sentinel, re-discovered after a failover.
@@ -192,7 +196,19 @@ pub(crate) struct SentinelConnection {
 impl SentinelConnection {
     async fn connection(&self) -> ::redis::RedisResult<MultiplexedConnection> {
         if let Some(c) = self.shared.current.load_full() {
-            return Ok(c.0.clone());
+            // As for one server: a connection idle for a while is checked first, so a command
+            // is not sent on one the master closed meanwhile (a restart without failover).
+            let now = u64::try_from(self.shared.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+            let last = self.shared.last_used_ms.load(Ordering::Relaxed);
+            if now.saturating_sub(last) < PROBE_WHEN_IDLE_FOR.as_millis() as u64
+                || is_open(&c.0).await
+            {
+                if last != now {
+                    self.shared.last_used_ms.store(now, Ordering::Relaxed);
+                }
+                return Ok(c.0.clone());
+            }
+            let _ = self.shared.current.compare_and_swap(&c, None);
         }
         let mut client = self.shared.client.lock().await;
         // Someone else may have discovered it while we waited for the lock.
@@ -408,6 +424,8 @@ impl RedisClient {
                     .set_connection_timeout(Some(config.connect_timeout))
                     .set_response_timeout(Some(config.response_timeout)),
                 db: config.db,
+                last_used_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
             }),
         };
         // Discover now, so a wrong name, wrong credentials or unreachable sentinels are
@@ -494,4 +512,32 @@ fn sentinel_clients(
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `Duration::MAX` means "never check": the watcher sleeps (tokio saturates the deadline)
+    /// and nothing overflows; below the floor is a typed error.
+    #[tokio::test(start_paused = true)]
+    async fn master_check_interval_extremes() {
+        let o = SentinelOptions::builder("m", [("h", 1u16)])
+            .master_check_interval(Duration::MAX)
+            .build()
+            .unwrap();
+        assert_eq!(o.master_check_interval(), Duration::MAX);
+        let e = SentinelOptions::builder("m", [("h", 1u16)])
+            .master_check_interval(Duration::ZERO)
+            .build()
+            .unwrap_err();
+        assert_eq!(e.field, "master_check_interval");
+        // The watcher's own sleep with that interval: pending, not a panic.
+        let slept = tokio::time::timeout(
+            Duration::from_secs(3600),
+            tokio::time::sleep(o.master_check_interval()),
+        )
+        .await;
+        assert!(slept.is_err());
+    }
 }

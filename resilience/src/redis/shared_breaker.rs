@@ -99,7 +99,7 @@ impl SharedCircuitBreaker {
         cmd.arg(&s.sha)
             .arg(1)
             .arg(&self.key)
-            .arg(self.reset_timeout.as_millis() as u64)
+            .arg(reset_millis(self.reset_timeout))
             .arg(self.half_open_max_calls);
         let reply: Result<(i64, i64, i64, i64, i64), RedisError> =
             self.client.exec(Op::BreakerAcquire, &cmd, Some(s)).await;
@@ -188,6 +188,18 @@ impl SharedCircuitBreaker {
     }
 }
 
+/// The longest reset timeout sent to the scripts, in ms (~35,000 years): the scripts add it to
+/// the server's clock in Lua numbers (doubles), exact only below 2^53. Longer timeouts,
+/// `Duration::MAX` included, mean "never" and are sent as this.
+const MAX_RESET_MILLIS: u64 = 1 << 50;
+
+/// `d` in whole ms for the scripts, saturating at [`MAX_RESET_MILLIS`] (never truncated).
+fn reset_millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis())
+        .unwrap_or(u64::MAX)
+        .min(MAX_RESET_MILLIS)
+}
+
 /// Builder for [`SharedCircuitBreaker`].
 #[derive(Debug)]
 pub struct SharedCircuitBreakerBuilder {
@@ -219,7 +231,8 @@ impl SharedCircuitBreakerBuilder {
         self
     }
 
-    /// How long the breaker stays open before it lets trials through.
+    /// How long the breaker stays open before it lets trials through (at least 1 ms; anything
+    /// beyond ~35,000 years, `Duration::MAX` included, means "until [`reset`](SharedCircuitBreaker::reset)").
     pub fn reset_timeout(mut self, d: Duration) -> Self {
         self.reset_timeout = d;
         self
@@ -262,5 +275,26 @@ impl SharedCircuitBreakerBuilder {
             half_open_max_calls: self.half_open_max_calls,
             warnings: Arc::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reset_timeout_saturates_instead_of_truncating() {
+        assert_eq!(reset_millis(Duration::from_millis(1)), 1);
+        assert_eq!(reset_millis(Duration::from_secs(30)), 30_000);
+        // `as u64` of Duration::MAX's ms keeps the low 64 bits: an arbitrary, short timeout.
+        assert_eq!(reset_millis(Duration::MAX), MAX_RESET_MILLIS);
+        assert_eq!(
+            reset_millis(Duration::from_millis(u64::MAX)),
+            MAX_RESET_MILLIS
+        );
+        assert_eq!(
+            reset_millis(Duration::from_millis(MAX_RESET_MILLIS)),
+            MAX_RESET_MILLIS
+        );
     }
 }
