@@ -12,6 +12,9 @@ use crate::ConfigError;
 
 type Callback = Box<dyn Fn(&HealthReport) + Send + Sync>;
 
+/// The shortest period between checks.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
+
 /// Runs a registry's checks every `interval`, keeps the last report and calls a callback with
 /// each one. Stops on [`stop`](Self::stop) or when dropped.
 ///
@@ -66,10 +69,15 @@ impl std::fmt::Debug for HealthMonitor {
 pub struct NoRuntime;
 
 impl HealthMonitor {
-    /// A stopped monitor of `registry`; `interval` must be greater than zero.
+    /// A stopped monitor of `registry`; `interval` must be at least 1 ms (tokio's timer
+    /// resolution). `Duration::MAX` checks once at start and then, in practice, never again.
     pub fn new(registry: Arc<HealthRegistry>, interval: Duration) -> Result<Self, ConfigError> {
-        if interval.is_zero() {
-            return Err(ConfigError::new("interval", "must be greater than zero"));
+        if interval < MIN_INTERVAL {
+            // Below the timer's resolution the loop would run checks back to back.
+            return Err(ConfigError::new(
+                "interval",
+                "must be at least 1 ms (the timer's resolution)",
+            ));
         }
         Ok(Self {
             shared: Arc::new(Shared {
