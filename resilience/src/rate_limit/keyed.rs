@@ -386,6 +386,10 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
                 }
             }
         }
+        if popped == 0 {
+            // Nothing was due: the shard's bound is unchanged (the common case on inserts).
+            return (0, 0);
+        }
         let next = t.expiry.peek().map_or(NEVER, |due| due.0.0);
         shard.next_idle.store(next, Ordering::SeqCst);
         if evicted > 0 {
