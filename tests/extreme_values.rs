@@ -16,7 +16,9 @@ use resilience::circuit_breaker::{
 };
 use resilience::health::{HealthMonitor, HealthRegistry, HealthStatus};
 use resilience::rate_limit::{CheckError, KeyedRateLimiter, ManualClock, RateLimiter};
-use resilience::shutdown::{Priority, ShutdownConfig, ShutdownCoordinator, ShutdownOutcome};
+use resilience::shutdown::{
+    Priority, ShutdownConfig, ShutdownCoordinator, ShutdownError, ShutdownOutcome,
+};
 use resilience::{ConfigError, TimeoutError};
 use tokio::time::Instant;
 
@@ -313,6 +315,11 @@ proptest! {
             c.register("quick", Priority::HIGH, || async {}).unwrap();
             let slow = || tokio::time::sleep(Duration::from_secs(2));
             match own {
+                Some(t) if t.is_zero() => {
+                    let refused = c.register_with_timeout("slow", Priority::LOW, t, slow);
+                    prop_assert!(matches!(refused, Err(ShutdownError::InvalidConfig(_))));
+                    c.register("slow", Priority::LOW, slow).unwrap();
+                }
                 Some(t) => c.register_with_timeout("slow", Priority::LOW, resolve(t), slow).unwrap(),
                 None => c.register("slow", Priority::LOW, slow).unwrap(),
             }

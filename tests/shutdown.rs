@@ -577,3 +577,20 @@ fn waiters_get_a_report_when_the_shutdown_task_dies_with_its_runtime() {
     assert_eq!(report.outcome, ShutdownOutcome::Failure);
     assert_eq!(report.exit_code(), 1);
 }
+
+#[test]
+fn a_hook_timeout_of_zero_is_refused_naming_it() {
+    // Before: accepted, and the hook was cut before it ever ran.
+    let c = ShutdownCoordinator::new();
+    let err = c
+        .register_with_timeout("h", Priority::NORMAL, Duration::ZERO, || async {})
+        .unwrap_err();
+    let ShutdownError::InvalidConfig(config) = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(config.field, "timeout");
+    assert!(
+        c.register_with_timeout("h", Priority::NORMAL, Duration::from_nanos(1), || async {})
+            .is_ok()
+    );
+}

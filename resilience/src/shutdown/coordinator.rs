@@ -19,6 +19,7 @@ use super::{
     HookReport, HookStatus, Priority, ShutdownConfig, ShutdownError, ShutdownOutcome,
     ShutdownReport,
 };
+use crate::ConfigError;
 use crate::timeout::{deadline_after, run_until, sleep_until};
 
 /// Runs a graceful shutdown: turns readiness off, waits `drain_delay`, fires the cancellation
@@ -147,7 +148,9 @@ impl ShutdownCoordinator {
         self.push(Hook::new(name.into(), priority.into(), None, f))
     }
 
-    /// Like [`register`](Self::register), with this hook's own timeout.
+    /// Like [`register`](Self::register), with this hook's own timeout: greater than zero (like
+    /// the configuration's `hook_timeout`; [`ShutdownError::InvalidConfig`] otherwise), and
+    /// `Duration::MAX` for none.
     pub fn register_with_timeout<F, Fut, R>(
         &self,
         name: impl Into<String>,
@@ -160,6 +163,13 @@ impl ShutdownCoordinator {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoHookResult,
     {
+        if timeout.is_zero() {
+            // A zero timeout would cut the hook before it ever ran.
+            return Err(ShutdownError::InvalidConfig(ConfigError::new(
+                "timeout",
+                "must be greater than zero",
+            )));
+        }
         self.push(Hook::new(name.into(), priority.into(), Some(timeout), f))
     }
 
