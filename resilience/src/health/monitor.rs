@@ -1,5 +1,6 @@
 //! Periodic health checks with a callback and the last result.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,7 +49,11 @@ impl Shared {
         let report = Arc::new(self.registry.check().await);
         self.last.store(Some(report.clone()));
         if let Some(callback) = self.callback.load().as_deref() {
-            callback(&report);
+            // A panicking callback must not kill the monitor's task (it would then claim to be
+            // running while checking nothing).
+            if catch_unwind(AssertUnwindSafe(|| callback(&report))).is_err() {
+                tracing::error!("health monitor callback panicked; the monitor keeps running");
+            }
         }
         report
     }
@@ -91,7 +96,7 @@ impl HealthMonitor {
     }
 
     /// Calls `callback` with every report (periodic ones and [`check_now`](Self::check_now)'s).
-    /// Replaces any previous callback.
+    /// Replaces any previous callback. A panic in it is logged; the monitor keeps running.
     pub fn on_check(self, callback: impl Fn(&HealthReport) + Send + Sync + 'static) -> Self {
         self.shared
             .callback
