@@ -279,7 +279,7 @@ impl BulkheadBuilder {
     }
 
     /// The longest a call waits in the queue (default: until a slot frees). Needs
-    /// `max_queued ≥ 1`.
+    /// `max_queued ≥ 1`; `Duration::MAX` is the same as no timeout.
     pub fn queue_timeout(mut self, timeout: Duration) -> Self {
         self.queue_timeout = Some(timeout);
         self

@@ -12,7 +12,8 @@ pub(crate) const MAX_NANOS: u64 = u64::MAX / 2;
 /// How fast tokens come back and how many the bucket holds: a GCRA (token bucket) quota.
 ///
 /// Built by the limiters' builders; the interval between tokens is `period / count`, rounded up
-/// to whole nanoseconds, so a limiter never admits more than the stated rate.
+/// to whole nanoseconds, so a limiter never admits more than the stated rate. The refill time
+/// (`interval × burst`) must fit in 2^63 - 1 ns (about 292 years); builders refuse more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     /// Nanoseconds between two tokens (≥ 1).
