@@ -472,7 +472,7 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
         evicted
     }
 
-    /// How many keys are tracked (idle ones included until they are swept).
+    /// How many keys are tracked (idle ones included until they are evicted).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }
