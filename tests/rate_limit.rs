@@ -333,20 +333,69 @@ fn invalid_configurations_are_rejected_naming_the_field() {
     assert_eq!(field(b().per_second(10).burst(0).build()), "burst");
     // More than one token per nanosecond cannot be represented: refused, not clamped.
     assert_eq!(field(b().rate(2, Duration::from_nanos(1)).build()), "rate");
-    // An interval over u64 nanoseconds.
+    // An interval over 2^63 - 1 nanoseconds (292 years).
     assert_eq!(
-        field(b().per(Duration::from_secs(100_000_000_000)).build()),
+        field(b().per(Duration::from_secs(10_000_000_000)).build()),
         "per"
     );
-    // interval × burst over u64 nanoseconds.
+    // interval × burst over 2^63 - 1 nanoseconds.
     assert_eq!(
-        field(
-            b().per(Duration::from_secs(10_000_000_000))
-                .burst(2)
-                .build()
-        ),
+        field(b().per(Duration::from_secs(5_000_000_000)).burst(2).build()),
         "burst"
     );
     let err = RateLimiter::builder().per_second(0).build().unwrap_err();
     assert_eq!(err.reason, "must be at least 1");
+}
+
+/// The longest refill time a builder accepts: 2^63 - 1 ns.
+const MAX_REFILL: Duration = Duration::from_nanos(u64::MAX / 2);
+
+#[test]
+fn extreme_intervals_are_refused_or_work_and_never_overflow() {
+    // Before: `per(u64::MAX ns)` was accepted and the first `check` after any time had passed
+    // overflowed `now + interval`.
+    for period in [
+        MAX_REFILL,
+        MAX_REFILL + Duration::from_nanos(1),
+        Duration::from_nanos(u64::MAX),
+        Duration::MAX,
+    ] {
+        let clock = ManualClock::new();
+        let built = RateLimiter::builder()
+            .per(period)
+            .clock(clock.clone())
+            .build();
+        let Ok(limiter) = built else {
+            assert!(period > MAX_REFILL, "{period:?} must be accepted");
+            assert_eq!(field(built), "per");
+            continue;
+        };
+        clock.advance(Duration::from_nanos(1));
+        assert_eq!(limiter.check(), Ok(()));
+        let refused = limiter.check().unwrap_err();
+        assert_eq!(refused.retry_after, period);
+        let d = limiter.decide(1).expect("within burst");
+        assert!(!d.allowed);
+        assert_eq!(d.reset_after, period);
+    }
+}
+
+#[test]
+fn a_clock_at_its_end_neither_overflows_nor_admits_more_than_the_burst() {
+    // Before: with the clock at u64::MAX ns, `now + cost` overflowed on the first check.
+    let clock = ManualClock::new();
+    let limiter = RateLimiter::builder()
+        .per_second(10)
+        .burst(3)
+        .clock(clock.clone())
+        .build()
+        .expect("valid");
+    clock.advance(Duration::MAX);
+    assert_eq!(limiter.check_n(3), Ok(()));
+    assert!(limiter.check().is_err());
+    // Limiter time stops at its end (292 years): nothing refills any more, nothing wraps.
+    clock.advance(Duration::from_secs(1));
+    assert!(limiter.check().is_err());
+    let d = limiter.decide(0).expect("look");
+    assert_eq!(d.remaining, 0);
 }

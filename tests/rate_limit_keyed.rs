@@ -251,3 +251,81 @@ fn invalid_configurations_are_rejected_naming_the_field() {
         "burst"
     );
 }
+
+#[test]
+fn a_key_used_since_it_was_filed_is_not_evicted_and_the_wait_is_exact() {
+    let (limiter, clock) = keyed(1, 10, 2);
+    assert_eq!(limiter.check_key("a"), Ok(())); // idle at 1 s
+    assert_eq!(limiter.check_key("b"), Ok(())); // idle at 1 s
+    clock.advance(900 * MS);
+    assert_eq!(limiter.check_key_n("a", 5), Ok(())); // now idle at 6 s
+    clock.advance(100 * MS);
+    // "b" is idle and makes room; "a" was filed at 1 s but is active: it stays.
+    assert_eq!(limiter.check_key("c"), Ok(())); // idle at 2 s
+    assert_eq!(limiter.len(), 2);
+    assert_eq!(
+        limiter.check_key("d"),
+        Err(CheckError::TooManyKeys {
+            max_keys: 2,
+            retry_after: Duration::from_secs(1),
+        })
+    );
+    // "a" kept its bucket: 5 s of its 10 s backlog in use, so 5 more tokens fit, then none.
+    assert_eq!(limiter.check_key_n("a", 5), Ok(()));
+    assert_eq!(limiter.check_key("a"), limited(Duration::from_secs(1)));
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(limiter.check_key("d"), Ok(())); // "c" was idle
+}
+
+#[test]
+fn a_clock_at_its_end_does_not_overflow_the_keyed_limiter() {
+    let (limiter, clock) = keyed(10, 2, 4);
+    clock.advance(Duration::MAX);
+    assert_eq!(limiter.check_key_n("k", 2), Ok(()));
+    assert!(matches!(
+        limiter.check_key("k"),
+        Err(CheckError::Limited(_))
+    ));
+    assert_eq!(limiter.sweep(), 0);
+}
+
+/// Median of `runs` timings of `op`, in nanoseconds.
+fn median_nanos(runs: usize, mut op: impl FnMut() -> Duration) -> u128 {
+    let mut times: Vec<u128> = (0..runs).map(|_| op().as_nanos()).collect();
+    times.sort_unstable();
+    times[runs / 2]
+}
+
+#[test]
+fn refusing_new_keys_on_a_full_table_costs_about_what_inserting_them_does() {
+    // Before: every refused key swept its whole shard under the write lock (~70x an insert
+    // with 20 000 keys in a debug build, growing with `max_keys`). Both figures come from the
+    // same run, so the machine's speed cancels out.
+    const KEYS: usize = 20_000;
+    const BATCH: usize = 1_000;
+    let (full, _clock) = keyed(1, 1, KEYS);
+    let (roomy, _clock2) = keyed(1, 1, usize::MAX);
+    for i in 0..KEYS {
+        full.check_key(&format!("active-{i}")).expect("room");
+        roomy.check_key(&format!("active-{i}")).expect("room");
+    }
+    let mut round = 0;
+    let mut batch = |limiter: &KeyedRateLimiter<String, ManualClock>, full: bool| {
+        round += 1;
+        let keys: Vec<String> = (0..BATCH).map(|i| format!("new-{round}-{i}")).collect();
+        let start = std::time::Instant::now();
+        for key in &keys {
+            let result = limiter.check_key(key);
+            assert_eq!(result.is_err(), full);
+        }
+        start.elapsed()
+    };
+    let inserting = median_nanos(5, || batch(&roomy, false));
+    let refusing = median_nanos(5, || batch(&full, true));
+    assert!(
+        refusing <= 3 * inserting,
+        "refusing {} ns vs inserting {} ns per batch of {BATCH}",
+        refusing,
+        inserting
+    );
+}

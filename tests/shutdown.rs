@@ -455,3 +455,142 @@ fn priority_names_and_values() {
     assert_eq!(Priority::default(), Priority::NORMAL);
     assert_eq!(Priority::HIGH.to_string(), "high (75)");
 }
+
+const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+
+#[tokio::test(start_paused = true)]
+async fn duration_max_timeouts_mean_never_and_shutdown_still_returns() {
+    // Before: `start + Duration::MAX` panicked inside the shutdown task and `shutdown().await`
+    // never returned (here: the outer timeout would fire instead).
+    let cfg = ShutdownConfig::builder()
+        .total_timeout(Duration::MAX)
+        .hook_timeout(Duration::MAX)
+        .drain_timeout(Duration::MAX)
+        .drain_delay(Duration::MAX - Duration::from_nanos(1))
+        .build()
+        .unwrap();
+    let c = ShutdownCoordinator::with_config(cfg);
+    // A drain delay of ~forever: the token never fires, the shutdown waits (no panic).
+    assert!(
+        tokio::time::timeout(100 * YEAR, c.shutdown())
+            .await
+            .is_err()
+    );
+    assert!(!c.cancellation_token().is_cancelled());
+
+    let cfg = ShutdownConfig::builder()
+        .total_timeout(Duration::MAX)
+        .hook_timeout(Duration::MAX)
+        .drain_timeout(Duration::MAX)
+        .build()
+        .unwrap();
+    let c = ShutdownCoordinator::with_config(cfg);
+    let guard = c.in_flight();
+    tokio::spawn(async move {
+        tokio::time::sleep(10 * YEAR).await;
+        drop(guard);
+    });
+    c.register("slow", Priority::NORMAL, || async {
+        tokio::time::sleep(20 * YEAR).await;
+    })
+    .unwrap();
+    c.register_with_timeout("own-max", Priority::LOW, Duration::MAX, || async {})
+        .unwrap();
+    let started = Instant::now();
+    let report = tokio::time::timeout(100 * YEAR, c.shutdown())
+        .await
+        .expect("a shutdown without deadlines still ends when its work does");
+    assert_eq!(report.outcome, ShutdownOutcome::Success);
+    assert!(report.drained, "no drain deadline: waited for the guard");
+    assert_eq!(started.elapsed(), 30 * YEAR);
+    assert!(report.hooks.iter().all(|h| h.status.is_completed()));
+}
+
+/// The longest duration that can be added to `from` without overflowing the clock.
+fn longest_from(from: Instant) -> Duration {
+    let nanos = |n: u128| Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32);
+    let (mut lo, mut hi) = (0u128, Duration::MAX.as_nanos());
+    while lo < hi {
+        let mid = lo + (hi - lo).div_ceil(2);
+        if from.checked_add(nanos(mid)).is_some() {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    nanos(lo)
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_near_the_clocks_end_do_not_panic() {
+    // `now + near_end` exists, but tokio's rounding up to the next millisecond would overflow.
+    let near_end = longest_from(Instant::now()) - Duration::from_micros(500);
+    let cfg = ShutdownConfig::builder()
+        .total_timeout(near_end)
+        .hook_timeout(near_end)
+        .drain_timeout(near_end)
+        .build()
+        .unwrap();
+    let c = ShutdownCoordinator::with_config(cfg);
+    // Work that is not ready at once, so every deadline's timer is really armed.
+    let guard = c.in_flight();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        drop(guard);
+    });
+    c.register("slow", Priority::NORMAL, || {
+        tokio::time::sleep(Duration::from_secs(1))
+    })
+    .unwrap();
+    let report = tokio::time::timeout(YEAR, c.shutdown())
+        .await
+        .expect("finished");
+    assert_eq!(report.outcome, ShutdownOutcome::Success);
+    assert!(report.drained);
+    assert_eq!(report.elapsed, Duration::from_secs(2));
+}
+
+#[test]
+fn waiters_get_a_report_when_the_shutdown_task_dies_with_its_runtime() {
+    let c = ShutdownCoordinator::new();
+    c.register("forever", Priority::NORMAL, std::future::pending::<()>)
+        .unwrap();
+    let first = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    first.block_on(async {
+        let c = c.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(1), c.shutdown()).await;
+    });
+    // The runtime goes away with the shutdown task (and its hook) still running.
+    drop(first);
+    let second = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    let report = second
+        .block_on(async { tokio::time::timeout(YEAR, c.wait()).await })
+        .expect("a waiter gets an answer instead of hanging");
+    assert_eq!(report.outcome, ShutdownOutcome::Failure);
+    assert_eq!(report.exit_code(), 1);
+}
+
+#[test]
+fn a_hook_timeout_of_zero_is_refused_naming_it() {
+    // Before: accepted, and the hook was cut before it ever ran.
+    let c = ShutdownCoordinator::new();
+    let err = c
+        .register_with_timeout("h", Priority::NORMAL, Duration::ZERO, || async {})
+        .unwrap_err();
+    let ShutdownError::InvalidConfig(config) = err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(config.field, "timeout");
+    assert!(
+        c.register_with_timeout("h", Priority::NORMAL, Duration::from_nanos(1), || async {})
+            .is_ok()
+    );
+}

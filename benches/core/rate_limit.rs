@@ -1,5 +1,7 @@
 //! Rate limiting, side by side with `governor`: an admitted `check` on one shared instance,
-//! single-threaded and with 2 threads; keyed `check` on a tracked key as extra information.
+//! single-threaded and with 2 threads; keyed `check` on a tracked key as extra information; and
+//! keyed `check_key` with 100 % new keys, on a table with room and on a full one (a flood).
+use std::cell::Cell;
 use std::hint::black_box;
 use std::num::NonZeroU32;
 use std::time::{Duration, Instant};
@@ -92,4 +94,45 @@ pub fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    keyed_new_keys(c);
+}
+
+/// `check_key` with a key never seen before on every call: on a table with room (the key is
+/// inserted; keys go idle after 1 ms, so evictions keep the table below `max_keys`), and on a
+/// table full of 100 000 active keys (the key is refused with `TooManyKeys`).
+fn keyed_new_keys(c: &mut Criterion) {
+    const MAX_KEYS: usize = 100_000;
+    let roomy = KeyedRateLimiter::<u64>::builder()
+        .per_second(1_000)
+        .burst(1)
+        .max_keys(MAX_KEYS)
+        .build()
+        .expect("valid quota");
+    let full = KeyedRateLimiter::<u64>::builder()
+        .per_hour(1)
+        .max_keys(MAX_KEYS)
+        .build()
+        .expect("valid quota");
+    for key in 0..MAX_KEYS as u64 {
+        full.check_key(&key).expect("room");
+    }
+    let next = Cell::new(MAX_KEYS as u64);
+    let fresh = || {
+        let key = next.get();
+        next.set(key + 1);
+        key
+    };
+    assert!(roomy.check_key(&fresh()).is_ok() && full.check_key(&fresh()).is_err());
+
+    let mut group = c.benchmark_group("rate_limit/keyed_new_key");
+    group.bench_function(BenchmarkId::new("resilience", "not full"), |b| {
+        b.iter(|| black_box(roomy.check_key(&fresh())))
+    });
+    group.bench_function(BenchmarkId::new("resilience", "full (refused)"), |b| {
+        b.iter(|| black_box(full.check_key(&fresh())))
+    });
+    group.finish();
+    assert_eq!(full.len(), MAX_KEYS);
+    assert!(roomy.len() < MAX_KEYS);
 }

@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
 
 use crate::ConfigError;
+use crate::timeout::{deadline_after, run_until};
 
 /// The default cap on concurrent calls (resilience4j's default).
 pub const DEFAULT_MAX_CONCURRENT: usize = 25;
@@ -173,10 +174,14 @@ impl Bulkhead {
         let _slot = QueueSlot(&inner.queued);
         let wait = Arc::clone(&inner.semaphore).acquire_owned();
         let acquired = match inner.queue_timeout {
-            Some(timeout) => match tokio::time::timeout(timeout, wait).await {
-                Ok(acquired) => acquired,
-                Err(_elapsed) => return Err(BulkheadFull::QueueTimeout { waited: timeout }),
-            },
+            // A timeout too long to be a deadline (`Duration::MAX`) waits without one.
+            Some(timeout) => {
+                let deadline = deadline_after(tokio::time::Instant::now(), timeout);
+                match run_until(deadline, wait).await {
+                    Ok(acquired) => acquired,
+                    Err(()) => return Err(BulkheadFull::QueueTimeout { waited: timeout }),
+                }
+            }
             None => wait.await,
         };
         // The semaphore is never closed, so the error arm is unreachable; report "full".
@@ -274,7 +279,7 @@ impl BulkheadBuilder {
     }
 
     /// The longest a call waits in the queue (default: until a slot frees). Needs
-    /// `max_queued ≥ 1`.
+    /// `max_queued ≥ 1`; `Duration::MAX` is the same as no timeout.
     pub fn queue_timeout(mut self, timeout: Duration) -> Self {
         self.queue_timeout = Some(timeout);
         self

@@ -1,5 +1,6 @@
 //! Periodic health checks with a callback and the last result.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -11,6 +12,9 @@ use super::{HealthRegistry, HealthReport};
 use crate::ConfigError;
 
 type Callback = Box<dyn Fn(&HealthReport) + Send + Sync>;
+
+/// The shortest period between checks.
+const MIN_INTERVAL: Duration = Duration::from_millis(1);
 
 /// Runs a registry's checks every `interval`, keeps the last report and calls a callback with
 /// each one. Stops on [`stop`](Self::stop) or when dropped.
@@ -45,7 +49,11 @@ impl Shared {
         let report = Arc::new(self.registry.check().await);
         self.last.store(Some(report.clone()));
         if let Some(callback) = self.callback.load().as_deref() {
-            callback(&report);
+            // A panicking callback must not kill the monitor's task (it would then claim to be
+            // running while checking nothing).
+            if catch_unwind(AssertUnwindSafe(|| callback(&report))).is_err() {
+                tracing::error!("health monitor callback panicked; the monitor keeps running");
+            }
         }
         report
     }
@@ -66,10 +74,15 @@ impl std::fmt::Debug for HealthMonitor {
 pub struct NoRuntime;
 
 impl HealthMonitor {
-    /// A stopped monitor of `registry`; `interval` must be greater than zero.
+    /// A stopped monitor of `registry`; `interval` must be at least 1 ms (tokio's timer
+    /// resolution). `Duration::MAX` checks once at start and then, in practice, never again.
     pub fn new(registry: Arc<HealthRegistry>, interval: Duration) -> Result<Self, ConfigError> {
-        if interval.is_zero() {
-            return Err(ConfigError::new("interval", "must be greater than zero"));
+        if interval < MIN_INTERVAL {
+            // Below the timer's resolution the loop would run checks back to back.
+            return Err(ConfigError::new(
+                "interval",
+                "must be at least 1 ms (the timer's resolution)",
+            ));
         }
         Ok(Self {
             shared: Arc::new(Shared {
@@ -83,7 +96,7 @@ impl HealthMonitor {
     }
 
     /// Calls `callback` with every report (periodic ones and [`check_now`](Self::check_now)'s).
-    /// Replaces any previous callback.
+    /// Replaces any previous callback. A panic in it is logged; the monitor keeps running.
     pub fn on_check(self, callback: impl Fn(&HealthReport) + Send + Sync + 'static) -> Self {
         self.shared
             .callback

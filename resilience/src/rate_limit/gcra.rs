@@ -12,10 +12,21 @@ use std::time::Duration;
 use super::clock::{Clock, QuantaClock};
 use super::decision::{RateLimitDecision, RateLimited};
 use super::error::CheckError;
-use super::quota::{Quota, QuotaSpec, quota_methods};
+use super::quota::{MAX_NANOS, Quota, QuotaSpec, quota_methods};
 use crate::ConfigError;
 
+/// Limiter time: nanoseconds since `start`, clamped to [`MAX_NANOS`] (292 years), so that
+/// `now + backlog` below never overflows whatever the clock says. Past the clamp time stops:
+/// the limiter then refills nothing more, which never admits more than the quota.
+#[inline]
+pub(crate) fn limiter_time(clock_nanos: u64, start: u64) -> u64 {
+    clock_nanos.saturating_sub(start).min(MAX_NANOS)
+}
+
 /// Tries to take `cost` nanoseconds of credit; on refusal returns how many nanoseconds to wait.
+///
+/// `now ≤ MAX_NANOS` and `cost ≤ limit ≤ MAX_NANOS` (see [`limiter_time`] and the quota's
+/// build), so `now + ahead` cannot overflow.
 ///
 /// Relaxed ordering is enough: the limiter's whole state is this one atomic, and every
 /// read-modify-write of one atomic is totally ordered.
@@ -147,7 +158,7 @@ impl<C: Clock> RateLimiter<C> {
 
     #[inline]
     fn now(&self) -> u64 {
-        self.clock.now_nanos().saturating_sub(self.start)
+        limiter_time(self.clock.now_nanos(), self.start)
     }
 
     /// Takes one token if there is one; otherwise says how long until there is.

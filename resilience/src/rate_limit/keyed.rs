@@ -1,20 +1,28 @@
 //! A GCRA limiter per key, in a sharded table whose memory stays bounded.
 //!
-//! Each entry is just the key and its `AtomicU64` theoretical arrival time. A lookup takes a
+//! Each entry is the key and its `AtomicU64` theoretical arrival time (TAT). A lookup takes a
 //! shard's read lock and does the same lock-free compare-and-swap as [`RateLimiter`]; only a new
-//! key takes a write lock. A key whose bucket is full again is *idle*: forgetting it changes no
-//! future decision, so it can be evicted at any time. Eviction happens without a manual call:
-//! inserting a new key into a shard sweeps that shard's idle keys once the shard has doubled
-//! since its last sweep (amortised O(1) per insert), and the total is capped by `max_keys`.
+//! key takes a write lock. A key whose bucket is full again (TAT ≤ now) is *idle*: forgetting it
+//! changes no future decision, so it can be evicted at any time.
+//!
+//! Eviction without a manual call, in bounded work: each shard keeps its keys in a min-heap by
+//! the TAT recorded when they were filed (a lower bound of the real one, which only grows).
+//! Every insert pops at most [`EVICT_BUDGET`] due items from its shard's heap: an idle key is
+//! evicted, a key used since it was filed is filed again under its current TAT (that work is
+//! paid for by the checks that moved its TAT). Nothing ever scans a whole shard.
 //!
 //! When the table holds `max_keys` keys and none is idle, a *new* key is refused with
-//! [`CheckError::TooManyKeys`] (and a `retry_after` saying when the first key becomes idle)
+//! [`CheckError::TooManyKeys`] (and a `retry_after` saying when the first key may become idle)
 //! rather than evicting an active key, which would hand that key a fresh burst. Known keys keep
-//! working normally.
+//! working normally. A refusal costs O(1): a table-wide lower bound on the next idle time says
+//! when nothing can be evicted; past it, the shards' own bounds lead to a due heap item, and the
+//! budget caps the work.
 //!
 //! [`RateLimiter`]: super::RateLimiter
 
 use std::borrow::Borrow;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, Hash, RandomState};
@@ -28,32 +36,48 @@ use hashbrown::HashTable;
 use super::clock::{Clock, QuantaClock};
 use super::decision::{KeyedRateLimit, RateLimitDecision, RateLimitError, RateLimited};
 use super::error::CheckError;
-use super::gcra::{acquire, cost_of, decide};
+use super::gcra::{acquire, cost_of, decide, limiter_time};
 use super::quota::{Quota, QuotaSpec, quota_methods};
 use crate::ConfigError;
 
 /// The default bound on tracked keys.
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
-/// A shard is not swept before it holds this many keys (sweeping tiny shards is wasted work).
-const MIN_SWEEP_LEN: usize = 32;
+/// Heap items one operation may pop (evict or re-file): the bound on eviction work per insert
+/// or refusal. Two or more per insert keep the table shrinking whenever keys go idle.
+const EVICT_BUDGET: usize = 8;
+
+/// Below this capacity a table is never shrunk (re-allocating tiny tables is wasted work).
+const MIN_SHRINK_CAPACITY: usize = 64;
+
+/// "No time": an empty shard's next idle time.
+const NEVER: u64 = u64::MAX;
 
 struct Entry<K> {
     key: K,
     /// Theoretical arrival time, nanoseconds since the limiter's start.
     tat: AtomicU64,
+    /// Tells the heap item of this entry from those of keys with the same hash.
+    id: u64,
 }
+
+/// A key's place in its shard's eviction heap: `(filed TAT, hash, entry id)`, earliest first.
+type Due = Reverse<(u64, u64, u64)>;
 
 struct ShardTable<K> {
     table: HashTable<Entry<K>>,
-    /// Sweep on the next insert once the table holds this many keys.
-    sweep_at: usize,
+    /// One item per entry, keyed by the entry's TAT when filed (≤ its TAT now).
+    expiry: BinaryHeap<Due>,
+    next_id: u64,
 }
 
 /// One lock and its table, on its own cache lines so shards do not false-share.
 #[repr(align(128))]
 struct Shard<K> {
     inner: RwLock<ShardTable<K>>,
+    /// The earliest filed TAT in this shard's heap ([`NEVER`] when empty): before it, nothing in
+    /// the shard can be evicted. Written under the write lock, read without it.
+    next_idle: AtomicU64,
 }
 
 impl<K> Shard<K> {
@@ -94,9 +118,9 @@ pub struct KeyedRateLimiter<K = String, C: Clock = QuantaClock> {
     max_keys: usize,
     /// Keys in all shards; a slot is reserved here before a key is inserted.
     len: AtomicUsize,
-    /// Limiter time before which a full sweep cannot free anything (the table was full and the
-    /// earliest key becomes idle then).
-    next_full_sweep: AtomicU64,
+    /// A lower bound of every shard's `next_idle`: before it no key anywhere can be evicted, so
+    /// a full table refuses a new key in O(1). Inserts lower it; only a refresh raises it.
+    next_idle: AtomicU64,
 }
 
 impl<K: Hash + Eq> KeyedRateLimiter<K> {
@@ -115,13 +139,18 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
     fn new(quota: Quota, max_keys: usize, clock: C) -> Self {
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Like dashmap: a few shards per core keeps write-lock collisions rare.
-        let count = (parallelism * 4).next_power_of_two().clamp(4, 256);
+        let count = parallelism
+            .saturating_mul(4)
+            .clamp(4, 256)
+            .next_power_of_two();
         let shards = (0..count)
             .map(|_| Shard {
                 inner: RwLock::new(ShardTable {
                     table: HashTable::new(),
-                    sweep_at: MIN_SWEEP_LEN,
+                    expiry: BinaryHeap::new(),
+                    next_id: 0,
                 }),
+                next_idle: AtomicU64::new(NEVER),
             })
             .collect();
         let start = clock.now_nanos();
@@ -134,13 +163,13 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
             clock,
             max_keys,
             len: AtomicUsize::new(0),
-            next_full_sweep: AtomicU64::new(0),
+            next_idle: AtomicU64::new(NEVER),
         }
     }
 
     #[inline]
     fn now(&self) -> u64 {
-        self.clock.now_nanos().saturating_sub(self.start)
+        limiter_time(self.clock.now_nanos(), self.start)
     }
 
     #[inline]
@@ -267,38 +296,47 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
         // if the decision took something (a look with cost 0 tracks nothing).
         let tat = AtomicU64::new(0);
         let result = op(&tat, now);
-        if tat.load(Ordering::Relaxed) <= now {
+        let filed = tat.load(Ordering::Relaxed);
+        if filed <= now {
             return Ok(result);
         }
-        if guard.table.len() >= guard.sweep_at {
-            self.sweep_shard(&mut guard, now);
-        }
+        // Every insert retires a few due keys of its shard: idle keys leave without a sweep.
+        self.evict_due(shard, &mut guard, now, EVICT_BUDGET);
         if !self.reserve_slot() {
-            self.sweep_shard(&mut guard, now);
+            // Full. Look for a due key in the other shards one lock at a time (never two).
+            drop(guard);
+            let wait = self.make_room(now);
+            guard = shard.write();
+            if let Some(entry) = guard.table.find(hash, |e| e.key.borrow() == key) {
+                return Ok(op(&entry.tat, now));
+            }
             if !self.reserve_slot() {
-                // Sweep the other shards one lock at a time (never two locks at once).
-                drop(guard);
-                let wait = self.sweep_all(now);
-                guard = shard.write();
-                if let Some(entry) = guard.table.find(hash, |e| e.key.borrow() == key) {
-                    return Ok(op(&entry.tat, now));
-                }
-                if !self.reserve_slot() {
-                    return Err(CheckError::TooManyKeys {
-                        max_keys: self.max_keys,
-                        retry_after: Duration::from_nanos(wait),
-                    });
-                }
+                return Err(CheckError::TooManyKeys {
+                    max_keys: self.max_keys,
+                    retry_after: Duration::from_nanos(wait),
+                });
             }
         }
+        let t = &mut *guard;
+        let id = t.next_id;
+        t.next_id = id.wrapping_add(1);
+        let hasher = &self.hasher;
         let entry = Entry {
             key: key.to_owned(),
             tat,
+            id,
         };
-        let hasher = &self.hasher;
-        guard
-            .table
+        t.table
             .insert_unique(hash, entry, |e| hasher.hash_one(&e.key));
+        t.expiry.push(Reverse((filed, hash, id)));
+        if filed < shard.next_idle.load(Ordering::Relaxed) {
+            shard.next_idle.store(filed, Ordering::SeqCst);
+        }
+        // Keep the table-wide bound below every shard's (usually a load: nothing to lower).
+        // SeqCst pairs with `refresh_next_idle`, so a raise there cannot hide this time.
+        if filed < self.next_idle.load(Ordering::SeqCst) {
+            self.next_idle.fetch_min(filed, Ordering::SeqCst);
+        }
         Ok(result)
     }
 
@@ -311,57 +349,130 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
             .is_ok()
     }
 
-    /// Drops the shard's idle keys; returns how long until its first remaining key is idle.
-    fn sweep_shard(&self, shard: &mut ShardTable<K>, now: u64) -> u64 {
-        let before = shard.table.len();
-        let mut soonest = u64::MAX;
-        shard.table.retain(|e| {
-            let tat = e.tat.load(Ordering::Relaxed);
-            if tat <= now {
-                return false;
+    /// Pops up to `budget` due heap items (filed TAT ≤ `now`) of one shard: evicts the keys that
+    /// are idle and files the others again under their current TAT. Returns (evicted, popped).
+    fn evict_due(
+        &self,
+        shard: &Shard<K>,
+        t: &mut ShardTable<K>,
+        now: u64,
+        budget: usize,
+    ) -> (usize, usize) {
+        let (mut evicted, mut popped) = (0, 0);
+        while popped < budget {
+            let Some(mut top) = t.expiry.peek_mut() else {
+                break;
+            };
+            let Reverse((filed, hash, id)) = *top;
+            if filed > now {
+                break;
             }
-            soonest = soonest.min(tat - now);
-            true
-        });
-        let after = shard.table.len();
-        self.len.fetch_sub(before - after, Ordering::Relaxed);
-        shard.sweep_at = (after * 2).max(MIN_SWEEP_LEN);
-        if after < before / 2 {
+            popped += 1;
+            match t.table.find_entry(hash, |e| e.id == id) {
+                Ok(entry) => {
+                    let tat = entry.get().tat.load(Ordering::Relaxed);
+                    if tat <= now {
+                        entry.remove();
+                        evicted += 1;
+                        std::collections::binary_heap::PeekMut::pop(top);
+                    } else {
+                        // Used since it was filed: re-file in place (one sift-down).
+                        *top = Reverse((tat, hash, id));
+                    }
+                }
+                // Every item has its entry; drop a stray one rather than loop on it.
+                Err(_) => {
+                    std::collections::binary_heap::PeekMut::pop(top);
+                }
+            }
+        }
+        if popped == 0 {
+            // Nothing was due: the shard's bound is unchanged (the common case on inserts).
+            return (0, 0);
+        }
+        let next = t.expiry.peek().map_or(NEVER, |due| due.0.0);
+        shard.next_idle.store(next, Ordering::SeqCst);
+        if evicted > 0 {
+            self.len.fetch_sub(evicted, Ordering::Relaxed);
+            self.shrink(t);
+        }
+        (evicted, popped)
+    }
+
+    /// Gives memory back once a table is mostly empty; amortised O(1) per eviction, since the
+    /// capacity left is at most about four times the length and the next shrink needs it eight.
+    fn shrink(&self, t: &mut ShardTable<K>) {
+        let len = t.table.len();
+        if t.table.capacity() > MIN_SHRINK_CAPACITY && len.saturating_mul(8) < t.table.capacity() {
             let hasher = &self.hasher;
-            shard.table.shrink_to_fit(|e| hasher.hash_one(&e.key));
+            t.table
+                .shrink_to(len.saturating_mul(2), |e| hasher.hash_one(&e.key));
         }
-        soonest
+        if t.expiry.capacity() > MIN_SHRINK_CAPACITY
+            && t.expiry.len().saturating_mul(8) < t.expiry.capacity()
+        {
+            t.expiry.shrink_to(t.expiry.len().saturating_mul(2));
+        }
     }
 
-    /// Sweeps every shard, at most once per "earliest idle time": returns the nanoseconds until
-    /// the first tracked key becomes idle.
-    fn sweep_all(&self, now: u64) -> u64 {
-        let next = self.next_full_sweep.load(Ordering::Relaxed);
-        if now < next {
-            return next - now;
+    /// With the table full: evicts an idle key somewhere, within [`EVICT_BUDGET`], and returns
+    /// 0; or returns how long until the first key may be idle. O(1) while that time is ahead.
+    #[cold]
+    fn make_room(&self, now: u64) -> u64 {
+        let bound = self.next_idle.load(Ordering::SeqCst);
+        if now < bound {
+            return bound - now;
         }
-        let mut soonest = u64::MAX;
+        let mut budget = EVICT_BUDGET;
         for shard in &self.shards {
-            soonest = soonest.min(self.sweep_shard(&mut shard.write(), now));
+            if shard.next_idle.load(Ordering::Relaxed) > now {
+                continue;
+            }
+            let (evicted, popped) = self.evict_due(shard, &mut shard.write(), now, budget);
+            budget -= popped;
+            if evicted > 0 || budget == 0 {
+                // A slot is free, or the budget is spent with due items left: "try again now".
+                return 0;
+            }
         }
-        let soonest = if soonest == u64::MAX { 0 } else { soonest };
-        self.next_full_sweep
-            .store(now.saturating_add(soonest), Ordering::Relaxed);
-        soonest
+        // Nothing was due after all (the bound was stale): make it exact again.
+        self.refresh_next_idle();
+        self.next_idle.load(Ordering::SeqCst).saturating_sub(now)
     }
 
-    /// Evicts every idle key now (normally unnecessary: inserts sweep on their own); returns
+    /// Sets the table-wide bound to the minimum of the shards' next idle times.
+    fn refresh_next_idle(&self) {
+        let soonest = self
+            .shards
+            .iter()
+            .map(|s| s.next_idle.load(Ordering::SeqCst))
+            .min();
+        let soonest = soonest.unwrap_or(NEVER);
+        self.next_idle.store(soonest, Ordering::SeqCst);
+        // An insert that filed an earlier time after the pass above either sees the new bound
+        // and lowers it itself, or wrote its shard before this second pass reads it.
+        for shard in &self.shards {
+            let next = shard.next_idle.load(Ordering::SeqCst);
+            if next < soonest {
+                self.next_idle.fetch_min(next, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Evicts every idle key now (normally unnecessary: inserts evict on their own); returns
     /// how many were evicted.
     pub fn sweep(&self) -> usize {
-        let before = self.len();
         let now = self.now();
-        for shard in &self.shards {
-            self.sweep_shard(&mut shard.write(), now);
-        }
-        before.saturating_sub(self.len())
+        let evicted = self
+            .shards
+            .iter()
+            .map(|shard| self.evict_due(shard, &mut shard.write(), now, usize::MAX).0)
+            .sum();
+        self.refresh_next_idle();
+        evicted
     }
 
-    /// How many keys are tracked (idle ones included until they are swept).
+    /// How many keys are tracked (idle ones included until they are evicted).
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
     }

@@ -4,10 +4,16 @@ use std::time::Duration;
 
 use crate::ConfigError;
 
+/// The longest refill time (`interval × burst`) a quota may have, and the latest limiter time:
+/// 2^63 - 1 ns, about 292 years. Limiter time is clamped to it, so `now + backlog` (both at most
+/// this) always fits in a `u64`: no quota a builder accepts and no clock reading can overflow.
+pub(crate) const MAX_NANOS: u64 = u64::MAX / 2;
+
 /// How fast tokens come back and how many the bucket holds: a GCRA (token bucket) quota.
 ///
 /// Built by the limiters' builders; the interval between tokens is `period / count`, rounded up
-/// to whole nanoseconds, so a limiter never admits more than the stated rate.
+/// to whole nanoseconds, so a limiter never admits more than the stated rate. The refill time
+/// (`interval × burst`) must fit in 2^63 - 1 ns (about 292 years); builders refuse more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
     /// Nanoseconds between two tokens (≥ 1).
@@ -72,20 +78,26 @@ impl QuotaSpec {
                 "is too high: more than one token per nanosecond",
             ));
         }
-        let interval = u64::try_from(period_ns.div_ceil(u128::from(count))).map_err(|_| {
-            ConfigError::new(field, "period is too long (over 584 years per token)")
-        })?;
+        let interval = u64::try_from(period_ns.div_ceil(u128::from(count)))
+            .ok()
+            .filter(|&i| i <= MAX_NANOS)
+            .ok_or_else(|| {
+                ConfigError::new(field, "period is too long (over 292 years per token)")
+            })?;
         let burst = match self.burst {
             Some(0) => return Err(ConfigError::new("burst", "must be at least 1")),
             Some(b) => b,
             None => count,
         };
-        let limit = interval.checked_mul(u64::from(burst)).ok_or_else(|| {
-            ConfigError::new(
-                "burst",
-                "is too large for this rate: refilling it would take over 584 years",
-            )
-        })?;
+        let limit = interval
+            .checked_mul(u64::from(burst))
+            .filter(|&l| l <= MAX_NANOS)
+            .ok_or_else(|| {
+                ConfigError::new(
+                    "burst",
+                    "is too large for this rate: refilling it would take over 292 years",
+                )
+            })?;
         Ok(Quota {
             interval,
             burst,

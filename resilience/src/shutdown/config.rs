@@ -66,6 +66,9 @@ impl ShutdownConfig {
 
 /// Builds a [`ShutdownConfig`]; [`build`](Self::build) rejects zero timeouts and a drain delay
 /// that does not fit in the total timeout.
+///
+/// Any duration is accepted otherwise: one too long to be a deadline (`Duration::MAX`) means
+/// "no limit", never a panic or an overflow.
 #[derive(Debug, Clone)]
 pub struct ShutdownConfigBuilder {
     config: ShutdownConfig,

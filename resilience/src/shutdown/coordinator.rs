@@ -19,6 +19,8 @@ use super::{
     HookReport, HookStatus, Priority, ShutdownConfig, ShutdownError, ShutdownOutcome,
     ShutdownReport,
 };
+use crate::ConfigError;
+use crate::timeout::{deadline_after, run_until, sleep_until};
 
 /// Runs a graceful shutdown: turns readiness off, waits `drain_delay`, fires the cancellation
 /// token, waits for in-flight work, then runs the hooks by priority tier (highest first, hooks of
@@ -146,7 +148,9 @@ impl ShutdownCoordinator {
         self.push(Hook::new(name.into(), priority.into(), None, f))
     }
 
-    /// Like [`register`](Self::register), with this hook's own timeout.
+    /// Like [`register`](Self::register), with this hook's own timeout: greater than zero (like
+    /// the configuration's `hook_timeout`; [`ShutdownError::InvalidConfig`] otherwise), and
+    /// `Duration::MAX` for none.
     pub fn register_with_timeout<F, Fut, R>(
         &self,
         name: impl Into<String>,
@@ -159,6 +163,13 @@ impl ShutdownCoordinator {
         Fut: Future<Output = R> + Send + 'static,
         R: IntoHookResult,
     {
+        if timeout.is_zero() {
+            // A zero timeout would cut the hook before it ever ran.
+            return Err(ShutdownError::InvalidConfig(ConfigError::new(
+                "timeout",
+                "must be greater than zero",
+            )));
+        }
         self.push(Hook::new(name.into(), priority.into(), Some(timeout), f))
     }
 
@@ -284,8 +295,11 @@ impl ShutdownCoordinator {
     async fn run(self, mut hooks: Vec<Hook>) {
         let config = self.config();
         let start = Instant::now();
-        let deadline = start + config.total_timeout;
-        tracing::info!(hooks = hooks.len(), "shutdown started");
+        // Whatever ends this task (a panic, its runtime dropping it), waiters get a report.
+        let _fallback = FallbackReport {
+            inner: &self.inner,
+            start,
+        };
         if self.inner.include_static {
             hooks.extend(
                 inventory::iter::<StaticShutdownHook>
@@ -293,14 +307,25 @@ impl ShutdownCoordinator {
                     .map(Hook::from_static),
             );
         }
+        // Counted after the `#[shutdown_hook]` functions joined the registered hooks.
+        tracing::info!(hooks = hooks.len(), "shutdown started");
+        // `None`: a timeout too long to be a deadline (`Duration::MAX`) means no deadline.
+        let deadline = deadline_after(start, config.total_timeout);
 
         // Keep serving during the drain delay so load balancers see readiness turn off first.
-        tokio::time::sleep_until(deadline.min(start + config.drain_delay)).await;
+        sleep_until(earliest(
+            deadline,
+            deadline_after(start, config.drain_delay),
+        ))
+        .await;
         self.inner.token.cancel();
 
         self.inner.tracker.close();
-        let drain_deadline = deadline.min(Instant::now() + config.drain_timeout);
-        let drained = tokio::time::timeout_at(drain_deadline, self.inner.tracker.wait())
+        let drain_deadline = earliest(
+            deadline,
+            deadline_after(Instant::now(), config.drain_timeout),
+        );
+        let drained = run_until(drain_deadline, self.inner.tracker.wait())
             .await
             .is_ok();
         if !drained {
@@ -313,7 +338,7 @@ impl ShutdownCoordinator {
         // Stable sort: equal priorities keep registration order in the report.
         hooks.sort_by_key(|h| std::cmp::Reverse(h.priority));
         let mut reports = Vec::with_capacity(hooks.len());
-        let mut total_expired = Instant::now() >= deadline;
+        let mut total_expired = deadline.is_some_and(|d| Instant::now() >= d);
         let mut iter = hooks.into_iter().peekable();
         while let Some(first) = iter.next() {
             let priority = first.priority;
@@ -355,6 +380,44 @@ impl ShutdownCoordinator {
     }
 }
 
+/// The earlier of two optional deadlines, `None` meaning never.
+fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, None) => a,
+        (None, b) => b,
+    }
+}
+
+/// Publishes a failure report when the shutdown task ends without having published one (it
+/// panicked, or the runtime dropped it), so `shutdown()` and `wait()` never hang on it.
+struct FallbackReport<'a> {
+    inner: &'a Inner,
+    start: Instant,
+}
+
+impl Drop for FallbackReport<'_> {
+    fn drop(&mut self) {
+        let elapsed = self.start.elapsed();
+        self.inner.report.send_if_modified(|report| {
+            if report.is_some() {
+                return false;
+            }
+            tracing::error!(
+                ?elapsed,
+                "shutdown task ended before its report (panic or runtime shutdown)"
+            );
+            *report = Some(ShutdownReport {
+                outcome: ShutdownOutcome::Failure,
+                hooks: Vec::new(),
+                drained: false,
+                elapsed,
+            });
+            true
+        });
+    }
+}
+
 fn abandoned(hook: Hook, elapsed: Duration) -> HookReport {
     HookReport {
         name: hook.name,
@@ -371,7 +434,7 @@ type Slot = (String, Priority, Option<(HookStatus, Duration)>);
 async fn run_tier(
     tier: Vec<Hook>,
     config: &ShutdownConfig,
-    deadline: Instant,
+    deadline: Option<Instant>,
     reports: &mut Vec<HookReport>,
 ) -> bool {
     let tier_start = Instant::now();
@@ -387,7 +450,7 @@ async fn run_tier(
         slots.push((hook.name, hook.priority, None));
         running.push(async move {
             let started = Instant::now();
-            let status = match tokio::time::timeout(per_hook, handle).await {
+            let status = match run_until(deadline_after(started, per_hook), handle).await {
                 Ok(Ok(Ok(()))) => HookStatus::Completed,
                 Ok(Ok(Err(e))) => HookStatus::Failed(e.to_string()),
                 Ok(Err(join)) if join.is_panic() => {
@@ -402,7 +465,7 @@ async fn run_tier(
 
     let mut expired = false;
     loop {
-        match tokio::time::timeout_at(deadline, running.next()).await {
+        match run_until(deadline, running.next()).await {
             Ok(Some((index, status, elapsed))) => {
                 if matches!(status, HookStatus::TimedOut(_)) {
                     aborts[index].abort();

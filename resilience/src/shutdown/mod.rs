@@ -59,6 +59,9 @@ pub enum ShutdownError {
     /// The OS refused to install a signal handler.
     #[error("installing signal handlers failed: {0}")]
     Signal(#[source] std::io::Error),
+    /// A hook's own setting was refused (e.g. a zero timeout).
+    #[error(transparent)]
+    InvalidConfig(#[from] crate::ConfigError),
 }
 
 /// Registers `f` to run on the global coordinator at shutdown, in `priority`'s tier.
