@@ -11,7 +11,7 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
-use super::{Layer, inner_body, private, private_fn, require_result, return_span};
+use super::{Layer, inner_body, private, private_call, require_result, return_span};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -235,12 +235,16 @@ impl Config {
         });
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
-        let span = return_span(sig);
         let attempt = if asyncness {
             let attempt = quote!(async { #body });
             if self.attempt_timeout_ms.is_some() {
-                let timed = private_fn(krate, span, "timed_attempt");
-                quote!(#timed(&__resilience_retry, #attempt).await)
+                let timed = private_call(
+                    krate,
+                    sig,
+                    "timed_attempt",
+                    quote!(&__resilience_retry, #attempt),
+                );
+                quote!(#timed.await)
             } else {
                 quote!(#p::plain(#attempt.await))
             }
@@ -253,7 +257,6 @@ impl Config {
             (false, false) => "retry_step_blocking",
             (false, true) => "retry_step_blocking_if",
         };
-        let step = private_fn(krate, span, step_name);
         let on_retry = match &self.on_retry {
             Some(expr) => quote!(#expr),
             None => quote!(#krate::__private::no_observer),
@@ -262,11 +265,8 @@ impl Config {
             Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr, #on_retry),
             None => quote!(&mut __resilience_retry, __resilience_outcome, #on_retry),
         };
-        let step = if asyncness {
-            quote!(#step(#args).await)
-        } else {
-            quote!(#step(#args))
-        };
+        let step = private_call(krate, sig, step_name, args);
+        let step = if asyncness { quote!(#step.await) } else { step };
         let attempt_timeout = match self.attempt_timeout_ms {
             Some(ms) => quote!(::core::option::Option::Some(#ms)),
             None => quote!(::core::option::Option::None),
@@ -303,7 +303,7 @@ impl Config {
 
 /// Whether `tokens` mention `ident`: as an identifier, or inside a literal (a format string's
 /// `{ident}` names it without an identifier token). Erring towards "mentioned" only costs a clone.
-fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
+pub(super) fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
     let name = ident.to_string();
     tokens.into_iter().any(|tree| match tree {
         proc_macro2::TokenTree::Ident(i) => i == *ident,
