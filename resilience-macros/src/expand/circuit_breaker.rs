@@ -6,7 +6,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, ExprLit, Lit, LitStr, Signature};
 
-use super::{Layer, inner_body, move_args, private, private_call, private_fn, require_result};
+use super::{
+    Layer, awaited, inner_body, move_args, private, private_call, private_fn, require_result,
+};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -152,10 +154,11 @@ impl Config {
                 "shared_breaker_call",
                 quote!(__RESILIENCE_BREAKER.get(#client), async { #moves #body }),
             );
+            let call = awaited(sig, call);
             return quote! {
                 #backend! {{
                     static __RESILIENCE_BREAKER: #cell = #cell::new(#name, #preset);
-                    #call.await
+                    #call
                 }}
             };
         }
@@ -171,9 +174,10 @@ impl Config {
                 "breaker_call",
                 quote!(__RESILIENCE_BREAKER.get(), async { #moves #body }),
             );
+            let call = awaited(sig, call);
             quote! {
                 #cell
-                #call.await
+                #call
             }
         } else {
             let call = private_call(

@@ -279,11 +279,19 @@ fn return_spans(sig: &Signature) -> (Span, Span) {
 /// `Result`, an error type without the `From` the layer needs — is reported on the return type,
 /// not on the whole attribute. `args` keep their own spans.
 fn private_call(krate: &syn::Path, sig: &Signature, name: &str, args: TokenStream) -> TokenStream {
-    let (first, last) = return_spans(sig);
+    let (first, _) = return_spans(sig);
     let path = private_fn(krate, first, name);
     let mut parens = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
-    parens.set_span(last);
+    parens.set_span(first);
     quote!(#path #parens)
+}
+
+/// `call.await`, the `.` spanned on the return type's first token and `await` on its last:
+/// rustc reports the call's unmet bound a second time at the `.await`, and with the same span as
+/// the call's the two reports merge into one.
+fn awaited(sig: &Signature, call: TokenStream) -> TokenStream {
+    let (first, _) = return_spans(sig);
+    quote_spanned!(first=> #call.await)
 }
 
 /// Re-binds, inside a block the body moves into, the arguments the body mentions: `let x = x;`

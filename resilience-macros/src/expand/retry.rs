@@ -11,7 +11,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
-use super::{Layer, inner_body, private, private_call, require_result, return_span};
+use super::{
+    Layer, awaited, inner_body, private, private_call, require_result, respan, return_span,
+};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -236,7 +238,9 @@ impl Config {
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
         let attempt = if asyncness {
-            let attempt = quote!(async { #body });
+            // Spanned on the return type: rustc blames this argument for an unmet bound on its
+            // output (the error type's conversions).
+            let attempt = quote_spanned!(return_span(sig)=> async { #body });
             if self.attempt_timeout_ms.is_some() {
                 let timed = private_call(
                     krate,
@@ -244,7 +248,7 @@ impl Config {
                     "timed_attempt",
                     quote!(&__resilience_retry, #attempt),
                 );
-                quote!(#timed.await)
+                awaited(sig, timed)
             } else {
                 quote!(#p::plain(#attempt.await))
             }
@@ -259,17 +263,26 @@ impl Config {
         };
         let on_retry = match &self.on_retry {
             Some(expr) => quote!(#expr),
-            None => quote!(#krate::__private::no_observer),
+            None => respan(quote!(#krate::__private::no_observer), return_span(sig)),
         };
+        // Spanned on the return type, as the attempt above: rustc may blame any of these.
+        let state =
+            quote_spanned!(return_span(sig)=> &mut __resilience_retry, __resilience_outcome);
         let args = match &self.retry_if {
-            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr, #on_retry),
-            None => quote!(&mut __resilience_retry, __resilience_outcome, #on_retry),
+            Some(expr) => quote!(#state, #expr, #on_retry),
+            None => quote!(#state, #on_retry),
         };
         let step = private_call(krate, sig, step_name, args);
-        let step = if asyncness { quote!(#step.await) } else { step };
+        let step = if asyncness { awaited(sig, step) } else { step };
         let attempt_timeout = match self.attempt_timeout_ms {
             Some(ms) => quote!(::core::option::Option::Some(#ms)),
             None => quote!(::core::option::Option::None),
+        };
+        let step_match = quote_spanned! {return_span(sig)=>
+            match #step {
+                ::core::ops::ControlFlow::Break(__resilience_done) => break __resilience_done,
+                ::core::ops::ControlFlow::Continue(()) => {}
+            }
         };
         quote! {
             static __RESILIENCE_POLICY: #krate::__private::RetryCell =
@@ -280,10 +293,7 @@ impl Config {
                     #(#rebinds)*
                     #attempt
                 };
-                match #step {
-                    ::core::ops::ControlFlow::Break(__resilience_done) => break __resilience_done,
-                    ::core::ops::ControlFlow::Continue(()) => {}
-                }
+                #step_match
             }
         }
     }

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, inner_body, move_args, private_call, require_async, require_result};
+use super::{Layer, awaited, inner_body, move_args, private_call, require_async, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -56,6 +56,6 @@ impl Config {
             "timeout_call",
             quote!(#ms, async { #moves #body }),
         );
-        quote!(#call.await)
+        awaited(sig, call)
     }
 }
