@@ -249,49 +249,31 @@ fn fake_return(sig: &Signature) -> TokenStream {
     }
 }
 
-/// The span to blame when the return type does not fit: the declared type, or the signature.
+/// The span to blame when the return type does not fit: the declared type's first token (on
+/// stable a span cannot cover several tokens), or the function's name when there is none.
 fn return_span(sig: &Signature) -> Span {
-    return_spans(sig).0
-}
-
-/// The spans of the first and last tokens of the declared return type (the function's name,
-/// twice, when there is none). On stable a span cannot be joined by hand, but rustc spans an
-/// expression from its first token to its last, so an expression built on these two covers the
-/// whole type.
-fn return_spans(sig: &Signature) -> (Span, Span) {
-    fn last(tokens: TokenStream) -> Option<Span> {
-        tokens.into_iter().last().map(|tree| match tree {
-            proc_macro2::TokenTree::Group(g) => g.span_close(),
-            other => other.span(),
-        })
-    }
     match &sig.output {
-        ReturnType::Default => (sig.ident.span(), sig.ident.span()),
-        ReturnType::Type(_, ty) => {
-            let first = ty.span();
-            (first, last(ty.to_token_stream()).unwrap_or(first))
-        }
+        ReturnType::Default => sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
     }
 }
 
-/// `path::to::runtime::__private::name(args)` spanned on the return type (the path on its first
-/// token, the parentheses on its last): an unmet bound of the call — a return type that is not a
-/// `Result`, an error type without the `From` the layer needs — is reported on the return type,
-/// not on the whole attribute. `args` keep their own spans.
+/// `path::to::runtime::__private::name(args)`, the path and the parentheses spanned on the
+/// return type: an unmet bound of the call — a return type that is not a `Result`, an error type
+/// without the `From` the layer needs — is reported there, not on the whole attribute. `args`
+/// keep their own spans.
 fn private_call(krate: &syn::Path, sig: &Signature, name: &str, args: TokenStream) -> TokenStream {
-    let (first, _) = return_spans(sig);
-    let path = private_fn(krate, first, name);
+    let span = return_span(sig);
+    let path = private_fn(krate, span, name);
     let mut parens = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
-    parens.set_span(first);
+    parens.set_span(span);
     quote!(#path #parens)
 }
 
-/// `call.await`, the `.` spanned on the return type's first token and `await` on its last:
-/// rustc reports the call's unmet bound a second time at the `.await`, and with the same span as
-/// the call's the two reports merge into one.
+/// `call.await`, the `.await` spanned on the return type too: rustc reports an async call's unmet
+/// bound a second time at its `.await`, and with the same span the two reports merge into one.
 fn awaited(sig: &Signature, call: TokenStream) -> TokenStream {
-    let (first, _) = return_spans(sig);
-    quote_spanned!(first=> #call.await)
+    quote_spanned!(return_span(sig)=> #call.await)
 }
 
 /// Re-binds, inside a block the body moves into, the arguments the body mentions: `let x = x;`
