@@ -553,23 +553,22 @@ impl CircuitBreaker {
         self.metrics.success.increment(1);
         match t.word & STATE_BITS {
             CLOSED => {
-                // One read of the word, as before: it tells both whether the call is stale and,
-                // in consecutive mode, whether failures are pending.
-                let word = self.word.load(Ordering::Acquire);
-                if word & KEY_MASK != t.word & KEY_MASK {
-                    return; // stale: the call started before a transition
-                }
+                // One read of the word: whether failures are pending and whether the call is
+                // stale (its generation is gone), the same test in every mode.
+                let word = self.word.load(Ordering::Relaxed);
+                let current = word & KEY_MASK == t.word & KEY_MASK;
                 match &self.mode {
-                    Mode::Consecutive { .. } => {
-                        // The common case: nothing pending, nothing to write.
-                        if word & FAIL_MASK != 0 {
-                            self.clear_failures(t.word);
-                        }
+                    // The common case: nothing pending, nothing to write. `clear_failures`
+                    // repeats the generation test in its CAS loop.
+                    Mode::Consecutive { .. } if word & FAIL_MASK != 0 => {
+                        self.clear_failures(t.word)
                     }
-                    Mode::CountRate { successes, .. } => successes.increment(),
-                    Mode::TimeRate { window, .. } => {
+                    Mode::CountRate { successes, .. } if current => successes.increment(),
+                    Mode::TimeRate { window, .. } if current => {
                         window.record(self.nanos(Instant::now()), false)
                     }
+                    // Consecutive with nothing pending, or a stale call in a rate mode.
+                    _ => {}
                 }
             }
             HALF_OPEN => self.trial_outcome(t, false),
