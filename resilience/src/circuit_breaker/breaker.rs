@@ -558,8 +558,8 @@ impl CircuitBreaker {
                 let word = self.word.load(Ordering::Relaxed);
                 let current = word & KEY_MASK == t.word & KEY_MASK;
                 match &self.mode {
-                    // The common case: nothing pending, nothing to write. `clear_failures`
-                    // repeats the generation test in its CAS loop.
+                    // Failures pending: clear them (`clear_failures` repeats the generation test
+                    // in its CAS loop). None pending, the common case, writes nothing.
                     Mode::Consecutive { .. } if word & FAIL_MASK != 0 => {
                         self.clear_failures(t.word)
                     }
