@@ -1,15 +1,20 @@
-//! An axum service whose upstream calls go through a circuit breaker, with `/health`, `/readyz`,
-//! `/metrics` and a graceful shutdown on SIGTERM / SIGINT.
+//! An axum service whose upstream calls go through a circuit breaker, with `/livez`, `/readyz`,
+//! `/health`, `/metrics` and a graceful shutdown on SIGTERM / SIGINT.
 //!
 //! ```sh
 //! cargo run --example service            # PORT=8080 to pick the port; 0 (default) = ephemeral
 //! curl localhost:PORT/quote              # upstream call through the "upstream" breaker
 //! curl 'localhost:PORT/quote?fail=true'  # five of these open the breaker: 503 + Retry-After
-//! curl localhost:PORT/health             # JSON report; an open breaker degrades it
-//! curl localhost:PORT/readyz             # 200, then 503 as soon as shutdown begins
+//! curl localhost:PORT/livez              # liveness probe: 200 while the process runs, drain included
+//! curl localhost:PORT/readyz             # readiness probe: 200, then 503 as soon as shutdown begins
+//! curl localhost:PORT/health             # JSON report; an open breaker degrades it; 503 in a drain
 //! curl localhost:PORT/metrics            # Prometheus text
 //! kill -TERM <pid>                       # readiness off, drain, hooks by priority, exit code
 //! ```
+//!
+//! Probes, e.g. in a Kubernetes pod spec: `livenessProbe` on `/livez`, `readinessProbe` on
+//! `/readyz`. Not `/health` for liveness: it turns 503 when shutdown starts (the required
+//! `shutdown` check) and would get the process killed in the middle of its drain.
 //!
 //! Shutdown knobs (milliseconds, read from the environment; the integration tests use them):
 //! `DRAIN_DELAY_MS` (default 1000), `TOTAL_TIMEOUT_MS` (30000), `HOOK_TIMEOUT_MS` (5000), and
@@ -122,6 +127,8 @@ async fn main() -> anyhow::Result<()> {
         .route("/quote", get(quote))
         .route("/work", get(work))
         .with_state(AppState { upstream })
+        // `/livez`, `/readyz`, `/health` (statuses and latencies only; check messages stay
+        // off the public port) and `/metrics`.
         .merge(
             ServiceEndpoints::new(registry)
                 .prometheus(prometheus)

@@ -199,6 +199,106 @@ async fn outcomes_of_calls_started_before_a_transition_are_ignored() {
     assert_eq!(b.state(), CircuitState::Closed);
 }
 
+fn rate(window: SlidingWindow, minimum_calls: u32) -> CircuitBreakerConfig {
+    CircuitBreakerConfig::builder()
+        .failure_rate(50.0)
+        .sliding_window(window)
+        .minimum_calls(minimum_calls)
+        .reset_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// Opens the breaker with fresh calls, waits out the reset timeout and closes it with a trial.
+async fn cycle_open_and_closed(b: &CircuitBreaker) {
+    while b.state() == CircuitState::Closed {
+        fail(b).unwrap_err();
+    }
+    assert_eq!(b.state(), CircuitState::Open);
+    advance(Duration::from_secs(5)).await;
+    ok(b).unwrap();
+    assert_eq!(b.state(), CircuitState::Closed);
+    let snap = b.snapshot();
+    assert_eq!((snap.failure_count, snap.window_calls), (0, Some(0)));
+}
+
+/// Both failure-rate windows: a slow call admitted while Closed that ends after the breaker has
+/// opened and closed again lands nowhere, success or failure.
+#[tokio::test(start_paused = true)]
+async fn stale_outcomes_are_ignored_by_failure_rate_windows() {
+    for window in [
+        SlidingWindow::Count(10),
+        SlidingWindow::Time(Duration::from_secs(60)),
+    ] {
+        let b = CircuitBreaker::new("svc", rate(window, 2));
+        let slow_ok = b.try_acquire().unwrap();
+        let slow_fail = b.try_acquire().unwrap();
+        cycle_open_and_closed(&b).await;
+
+        slow_ok.success();
+        slow_fail.failure();
+        let snap = b.snapshot();
+        assert_eq!(
+            (snap.failure_count, snap.window_calls),
+            (0, Some(0)),
+            "{window:?}: stale outcomes counted"
+        );
+        // Counted, the stale failure would make one real failure 2 of 2 calls and re-open it.
+        fail(&b).unwrap_err();
+        assert_eq!(b.state(), CircuitState::Closed, "{window:?}");
+        let snap = b.snapshot();
+        assert_eq!((snap.failure_count, snap.window_calls), (1, Some(1)));
+        // The window still works on fresh calls: 2 of 2.
+        fail(&b).unwrap_err();
+        assert_eq!(b.state(), CircuitState::Open, "{window:?}");
+    }
+}
+
+/// A stale failure is not the breaker's "last failure" either, in any mode.
+#[tokio::test(start_paused = true)]
+async fn stale_failures_do_not_move_the_last_failure_time() {
+    for config in [
+        consecutive(1, 5),
+        rate(SlidingWindow::Count(10), 1),
+        rate(SlidingWindow::Time(Duration::from_secs(60)), 1),
+    ] {
+        let b = CircuitBreaker::new("svc", config);
+        let slow = b.try_acquire().unwrap();
+        fail(&b).unwrap_err();
+        let opened = b.snapshot().last_failure;
+        assert!(opened.is_some());
+        advance(Duration::from_secs(1)).await;
+        slow.failure();
+        assert_eq!(b.snapshot().last_failure, opened);
+    }
+}
+
+/// An open failure-rate breaker reports the failures that opened it, with no window call count
+/// of 0 beside them (the window is not counting).
+#[tokio::test(start_paused = true)]
+async fn open_rate_breaker_snapshot_has_no_window_count() {
+    for window in [
+        SlidingWindow::Count(10),
+        SlidingWindow::Time(Duration::from_secs(60)),
+    ] {
+        let b = CircuitBreaker::new("svc", rate(window, 2));
+        ok(&b).unwrap();
+        fail(&b).unwrap_err();
+        assert_eq!(b.state(), CircuitState::Open, "{window:?}");
+        let snap = b.snapshot();
+        assert_eq!(
+            (snap.failure_count, snap.window_calls),
+            (1, None),
+            "{window:?}"
+        );
+        advance(Duration::from_secs(5)).await;
+        let trial = b.try_acquire().unwrap();
+        assert_eq!(b.snapshot().window_calls, None, "{window:?}: half-open");
+        trial.success();
+        assert_eq!(b.snapshot().window_calls, Some(0), "{window:?}: closed");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn config_predicate_decides_which_errors_count() {
     let config = CircuitBreakerConfig::builder()

@@ -455,3 +455,51 @@ mod breakers {
         assert_eq!(registry.check().await.status, Degraded);
     }
 }
+
+/// A check's error text reaches the report with its credentials masked, so neither a body nor a
+/// log nor `Debug` of the report can leak them.
+#[tokio::test(start_paused = true)]
+async fn reports_carry_check_messages_with_credentials_masked() {
+    let registry = HealthRegistry::new();
+    registry.required(check_fn("db", || async {
+        Err::<(), _>(std::io::Error::other(
+            "postgres://admin:s3cr3t@db.internal/app: connection refused",
+        ))
+    }));
+    registry.optional(check_fn("vault", || async {
+        CheckOutcome::degraded("login failed for token=hvs.s3cr3t")
+    }));
+    let report = registry.check().await;
+    assert_eq!(
+        report.check("db").unwrap().message.as_deref(),
+        Some("postgres://admin:***@db.internal/app: connection refused")
+    );
+    assert_eq!(
+        report.check("vault").unwrap().message.as_deref(),
+        Some("login failed for token=***")
+    );
+    assert!(!format!("{report:?}").contains("s3cr3t"));
+}
+
+proptest::proptest! {
+    /// Any text: no panic; a planted password or URL credential never survives.
+    #[test]
+    fn redaction_never_panics_and_always_masks_planted_secrets(
+        before in "\\PC{0,40}",
+        after in "\\PC{0,40}",
+        secret in "[A-Za-z0-9]{16}",
+    ) {
+        let _ = resilience::health::redact_secrets(&before);
+        for planted in [
+            format!("{before} password={secret} {after}"),
+            format!("{before} redis://user:{secret}@host {after}"),
+            format!("{before} Bearer {secret} {after}"),
+        ] {
+            let masked = resilience::health::redact_secrets(&planted);
+            proptest::prop_assert!(
+                !masked.contains(&secret) || before.contains(&secret) || after.contains(&secret),
+                "{planted:?} -> {masked:?}"
+            );
+        }
+    }
+}

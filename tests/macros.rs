@@ -372,6 +372,69 @@ fn retry_works_on_sync_fns() {
     assert_eq!(account.history, ["hi!", "hi!"]);
 }
 
+// --- stacking on `&mut self` ---------------------------------------------------------------
+
+struct Sensor {
+    reads: u32,
+    log: Vec<String>,
+}
+
+impl Sensor {
+    /// As the README stacks them: the timeout bounds each attempt, the retry runs the timed body
+    /// again, on the same `&mut self`.
+    #[retry(
+        max_attempts = 3,
+        initial_delay_ms = 1,
+        max_delay_ms = 1,
+        backoff = "fixed"
+    )]
+    #[timeout(ms = 100)]
+    async fn read(&mut self, label: String, mut scratch: Vec<u32>) -> Result<u32, Error> {
+        self.reads += 1;
+        scratch.push(self.reads);
+        self.log.push(format!("{label}:{scratch:?}"));
+        match self.reads {
+            1 => tokio::time::sleep(Duration::from_secs(1)).await, // cut by the timeout
+            2 => return Err(Error::Transient(2)),
+            _ => {}
+        }
+        Ok(self.reads)
+    }
+
+    /// The other order: one deadline for the whole retried sequence.
+    #[timeout(ms = 50)]
+    #[retry(
+        max_attempts = 5,
+        initial_delay_ms = 20,
+        max_delay_ms = 20,
+        backoff = "fixed"
+    )]
+    async fn read_bounded(&mut self) -> Result<u32, Error> {
+        self.reads += 1;
+        Err(Error::Transient(self.reads))
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_above_timeout_reruns_a_mut_self_method() {
+    let mut sensor = Sensor {
+        reads: 0,
+        log: Vec::new(),
+    };
+    let started = Instant::now();
+    assert_eq!(sensor.read("t".into(), vec![0]).await, Ok(3));
+    // 100 ms cut + 1 ms wait + a failure + 1 ms wait + the success.
+    assert_eq!(started.elapsed(), Duration::from_millis(102));
+    assert_eq!(sensor.reads, 3);
+    // Each attempt got its own copy of the arguments, `mut` included.
+    assert_eq!(sensor.log, ["t:[0, 1]", "t:[0, 2]", "t:[0, 3]"]);
+
+    let started = Instant::now();
+    assert_eq!(sensor.read_bounded().await, Err(Error::TimedOut));
+    assert_eq!(started.elapsed(), Duration::from_millis(50));
+    assert_eq!(sensor.reads, 6, "attempts at 0, 20 and 40 ms");
+}
+
 // Boundaries the macro accepts must build at run time (the macro mirrors the builder's rules).
 #[retry(initial_delay_ms = 10_000)]
 async fn initial_at_default_max() -> Result<(), Error> {

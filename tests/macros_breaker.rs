@@ -170,6 +170,63 @@ async fn methods_keep_mut_self() {
     assert_eq!(client.calls, 3);
 }
 
+/// `#[retry]` above `#[circuit_breaker]` on `&mut self`, async and sync: each attempt goes
+/// through the breaker with the same `self`.
+struct Poller {
+    polls: u32,
+}
+
+impl Poller {
+    #[retry(
+        max_attempts = 4,
+        initial_delay_ms = 1,
+        max_delay_ms = 1,
+        backoff = "fixed"
+    )]
+    #[circuit_breaker(name = "macro-retry-mut-self", preset = "tolerant")]
+    async fn poll(&mut self, until: u32) -> Result<u32, Error> {
+        self.polls += 1;
+        if self.polls < until {
+            Err(Error::Down(self.polls))
+        } else {
+            Ok(self.polls)
+        }
+    }
+
+    #[retry(
+        max_attempts = 4,
+        initial_delay_ms = 1,
+        max_delay_ms = 1,
+        backoff = "fixed"
+    )]
+    #[circuit_breaker(name = "macro-retry-mut-self-sync", preset = "tolerant")]
+    fn poll_blocking(&mut self, mut until: u32) -> Result<u32, Error> {
+        self.polls += 1;
+        until += 1;
+        if self.polls < until {
+            Err(Error::Down(self.polls))
+        } else {
+            Ok(self.polls)
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_above_a_breaker_reruns_a_mut_self_method() {
+    let mut poller = Poller { polls: 0 };
+    assert_eq!(poller.poll(3).await, Ok(3));
+    assert_eq!(poller.polls, 3);
+    // Two failed attempts went through the breaker, and the success reset them.
+    assert_eq!(
+        get_circuit_breaker("macro-retry-mut-self")
+            .snapshot()
+            .failure_count,
+        0
+    );
+    let mut poller = Poller { polls: 0 };
+    assert_eq!(poller.poll_blocking(2), Ok(3));
+}
+
 mod keys {
     use resilience::RedisKey;
     use resilience::redis::render_key;

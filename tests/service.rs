@@ -168,6 +168,11 @@ fn endpoints_breaker_and_metrics_over_http() {
     let ready = service.get("/readyz");
     assert_eq!(ready.status, 200);
     assert_eq!(json(&ready.body)["ready"], true);
+    let live = service.get("/livez");
+    assert_eq!(
+        (live.status, json(&live.body)["live"].clone()),
+        (200, true.into())
+    );
 
     let health = service.get("/health");
     assert_eq!(health.status, 200);
@@ -202,6 +207,9 @@ fn endpoints_breaker_and_metrics_over_http() {
     let report = json(&degraded.body);
     assert_eq!(report["status"], "degraded");
     assert_eq!(report["checks"][1]["status"], "degraded");
+    // Statuses and latencies only: the breaker's message stays off the public port.
+    assert!(report["checks"][1].get("message").is_none(), "{report}");
+    assert!(report["checks"][1]["latency_ms"].is_number(), "{report}");
     assert_eq!(
         service.get("/readyz").status,
         200,
@@ -265,8 +273,11 @@ fn sigterm_under_load_turns_readiness_off_drains_then_runs_hooks_in_order() {
         0,
         "readiness must turn off first"
     );
-    // During the drain delay the server still answers (load balancers are catching up).
+    // During the drain delay the server still answers (load balancers are catching up), and
+    // the liveness probe stays green while `/health` (the shutdown check) does not.
     assert_eq!(service.get("/quote").status, 200);
+    assert_eq!(service.get("/livez").status, 200);
+    assert_eq!(service.get("/health").status, 503);
 
     for worker in workers {
         let response = worker.join().unwrap();

@@ -89,7 +89,11 @@ async fn readiness_is_503_once_shutdown_begins() {
     let (code, body) = get(&app, "/health").await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body["shutting_down"], true);
-    assert_eq!(body["checks"][0]["message"], "shutting down");
+    assert_eq!(body["checks"][0]["status"], "unhealthy");
+    // Liveness is not readiness: a drain must not get the process killed.
+    let (code, body) = get(&app, "/livez").await;
+    assert_eq!(code, StatusCode::OK);
+    assert_eq!(body["live"], true);
     assert!(shutdown.await.unwrap().drained);
 }
 
@@ -179,4 +183,116 @@ async fn metrics_endpoint_renders_prometheus_text() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
+}
+
+/// A check failing with an error text that quotes a connection URL and a connection string.
+fn leaky_registry() -> Arc<HealthRegistry> {
+    let registry = Arc::new(HealthRegistry::new());
+    registry.required(check_fn("db", || async {
+        Err::<(), _>(std::io::Error::other(
+            "connect postgres://admin:hunter2@db.internal:5432/app failed (host=db password=hunter2)",
+        ))
+    }));
+    registry.optional(check_fn("cache", || async { true }));
+    registry
+}
+
+/// Serves `app` on a loopback port; returns the port.
+async fn serve(app: Router) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    port
+}
+
+/// One HTTP/1.1 GET over a real socket: (status, body).
+async fn http_get(port: u16, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).await.unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, body.to_owned())
+}
+
+#[tokio::test]
+async fn health_publishes_statuses_and_latencies_but_no_check_messages() {
+    let port = serve(
+        ServiceEndpoints::new(leaky_registry())
+            .shutdown(ShutdownCoordinator::new())
+            .router(),
+    )
+    .await;
+    let (status, body) = http_get(port, "/health").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(!body.contains("hunter2"), "{body}");
+    assert!(!body.contains("db.internal"), "{body}");
+    let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(report["status"], "unhealthy");
+    for (check, (name, state)) in report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip([("db", "unhealthy"), ("cache", "healthy")])
+    {
+        assert_eq!(check["name"], name);
+        assert_eq!(check["status"], state);
+        assert!(check["latency_ms"].is_number(), "{check}");
+        assert!(check.get("message").is_none(), "{check}");
+    }
+    // The details route is not part of the public router.
+    assert_eq!(http_get(port, "/health/details").await.0, 404);
+    assert_eq!(
+        http_get(port, "/livez").await,
+        (200, r#"{"live":true}"#.to_owned())
+    );
+}
+
+#[tokio::test]
+async fn opt_in_details_mask_credentials() {
+    let endpoints = ServiceEndpoints::new(leaky_registry()).shutdown(ShutdownCoordinator::new());
+    // Both ways to opt in: the flag on `/health`, and the separate route.
+    let flagged = serve(endpoints.clone().details(true).router()).await;
+    let separate = serve(endpoints.details_router()).await;
+    for (port, path) in [(flagged, "/health"), (separate, "/health/details")] {
+        let (status, body) = http_get(port, path).await;
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(!body.contains("hunter2"), "{path}: {body}");
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            report["checks"][0]["message"],
+            "connect postgres://admin:***@db.internal:5432/app failed (host=db password=***)",
+            "{path}"
+        );
+        assert_eq!(report["checks"][1]["message"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn details_json_masks_a_report_built_by_hand() {
+    let report = resilience::health::HealthReport {
+        status: HealthStatus::Unhealthy,
+        checks: vec![resilience::health::CheckReport {
+            name: "queue".into(),
+            required: true,
+            status: HealthStatus::Unhealthy,
+            latency: Duration::from_millis(3),
+            message: Some("amqp://guest:guest@mq.internal refused".into()),
+            timed_out: false,
+        }],
+        duration: Duration::from_millis(3),
+        timestamp: std::time::SystemTime::UNIX_EPOCH,
+    };
+    let public = resilience::integration::report_json(&report);
+    assert!(public["checks"][0].get("message").is_none(), "{public}");
+    let details = resilience::integration::report_details_json(&report);
+    assert_eq!(
+        details["checks"][0]["message"],
+        "amqp://guest:***@mq.internal refused"
+    );
 }

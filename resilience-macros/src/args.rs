@@ -206,6 +206,17 @@ pub(crate) fn parse(
 ) -> syn::Result<Options> {
     let raw = RawArgs::parse.parse2(tokens)?;
     let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+    // Options written correctly somewhere in the attribute: a misspelt one is not "meant" to be
+    // one of them, so they are left out of its suggestions.
+    let mut given: Vec<&str> = raw
+        .0
+        .iter()
+        .filter_map(|a| a.name.as_ref())
+        .filter_map(|n| names.iter().copied().find(|s| n.unraw() == *s))
+        .collect();
+    if let (Some(p), Some(RawArg { name: None, .. })) = (positional, raw.0.first()) {
+        given.push(p);
+    }
     let mut errors = Errors::default();
     let mut opts: Vec<Opt> = Vec::new();
     for (index, arg) in raw.0.into_iter().enumerate() {
@@ -216,7 +227,7 @@ pub(crate) fn parse(
                     Some(spec) => (spec, name.span()),
                     None => {
                         let context = format!(" for `{attr}`");
-                        let message = suggest::unknown_in("option", &key, &context, &names);
+                        let message = suggest::unknown_in("option", &key, &context, &names, &given);
                         errors.at(name.span(), message);
                         continue;
                     }
@@ -294,6 +305,36 @@ fn describe(expr: &Expr) -> &'static str {
     }
 }
 
+/// The text of a bare path written where a string literal was expected (`preset = patient`), to
+/// show it quoted.
+fn bare_path(expr: &Expr) -> Option<String> {
+    match expr {
+        Expr::Path(p) if p.qself.is_none() => Some(
+            quote::ToTokens::to_token_stream(&p.path)
+                .to_string()
+                .replace(' ', ""),
+        ),
+        Expr::Group(group) => bare_path(&group.expr),
+        _ => None,
+    }
+}
+
+/// The example for a name option: the bare name quoted when it is (close to) a valid one, e.g.
+/// `preset = patient` → `"patient"`; otherwise the first valid name.
+fn name_example(expr: &Expr, names: &[&str]) -> String {
+    let near = bare_path(expr).and_then(|bare| {
+        names
+            .iter()
+            .find(|n| **n == bare)
+            .copied()
+            .or_else(|| suggest::did_you_mean(&bare, names))
+    });
+    format!(
+        "\"{}\"",
+        near.or(names.first().copied()).unwrap_or_default()
+    )
+}
+
 fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
     let name = spec.name;
     let wrong = |expected: &str, example: &str| {
@@ -308,7 +349,11 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
     match spec.kind {
         Kind::Str => match literal(&expr) {
             Some(Lit::Str(lit)) => Ok(Value::Str(lit.clone())),
-            _ => Err(wrong("a string literal", "\"...\"")),
+            _ => {
+                let example =
+                    bare_path(&expr).map_or_else(|| "\"...\"".to_owned(), |b| format!("\"{b}\""));
+                Err(wrong("a string literal", &example))
+            }
         },
         Kind::Int => match literal(&expr) {
             Some(Lit::Int(lit)) => Ok(Value::Int(lit.base10_parse::<u64>()?, lit.clone())),
@@ -330,7 +375,7 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
             }
             _ => Err(wrong(
                 &format!("a string naming a {what} ({})", suggest::list(names)),
-                &format!("\"{}\"", names[0]),
+                &name_example(&expr, names),
             )),
         },
         Kind::IntOrName { what, names } => {
@@ -363,7 +408,7 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
                 }
                 _ => Err(wrong(
                     &format!("a {what} name ({}) or an integer", suggest::list(names)),
-                    &format!("\"{}\"", names[0]),
+                    &name_example(&expr, names),
                 )),
             }
         }
@@ -388,7 +433,11 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
                 })?;
                 Ok(Value::Crate(path))
             }
-            _ => Err(wrong("a string holding a path", "\"::my_resilience\"")),
+            _ => {
+                let example = bare_path(&expr)
+                    .map_or_else(|| "\"::my_resilience\"".to_owned(), |b| format!("\"{b}\""));
+                Err(wrong("a string holding a path", &example))
+            }
         },
     }
 }

@@ -25,14 +25,28 @@ pub(crate) fn list(candidates: &[&str]) -> String {
 /// The message for an unknown `what` called `input`: a suggestion when one is close, then the
 /// valid names.
 pub(crate) fn unknown(what: &str, input: &str, candidates: &[&str]) -> String {
-    unknown_in(what, input, "", candidates)
+    unknown_in(what, input, "", candidates, &[])
 }
 
-/// [`unknown`], with `context` after the name (e.g. " for `#[retry]`").
-pub(crate) fn unknown_in(what: &str, input: &str, context: &str, candidates: &[&str]) -> String {
+/// [`unknown`], with `context` after the name (e.g. " for `#[retry]`"), never proposing a name
+/// in `taken` (already used): when the closest name is taken, the message says so instead.
+pub(crate) fn unknown_in(
+    what: &str,
+    input: &str,
+    context: &str,
+    candidates: &[&str],
+    taken: &[&str],
+) -> String {
     let mut message = format!("unknown {what} `{input}`{context}");
-    if let Some(near) = did_you_mean(input, candidates) {
-        message.push_str(&format!("; did you mean `{near}`?"));
+    let free: Vec<&str> = candidates
+        .iter()
+        .copied()
+        .filter(|c| !taken.contains(c))
+        .collect();
+    match (did_you_mean(input, &free), did_you_mean(input, candidates)) {
+        (Some(near), _) => message.push_str(&format!("; did you mean `{near}`?")),
+        (None, Some(near)) => message.push_str(&format!("; `{near}` is already given")),
+        (None, None) => {}
     }
     message.push_str(&format!("\nvalid names: {}", list(candidates)));
     message
@@ -88,6 +102,18 @@ mod tests {
             did_you_mean("hihg", &["critical", "high", "normal"]),
             Some("high")
         );
+    }
+
+    #[test]
+    fn never_proposes_a_taken_name() {
+        let names = ["max_attempts", "max_delay_ms", "backoff"];
+        let m = unknown_in("option", "max_attempt", "", &names, &["max_attempts"]);
+        assert!(
+            m.starts_with("unknown option `max_attempt`; `max_attempts` is already given"),
+            "{m}"
+        );
+        let m = unknown_in("option", "max_dlay_ms", "", &names, &["max_attempts"]);
+        assert!(m.contains("did you mean `max_delay_ms`?"), "{m}");
     }
 
     #[test]

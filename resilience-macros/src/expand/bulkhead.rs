@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, private_fn, require_async, require_result, return_span};
+use super::{Layer, private_call, require_async, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -78,7 +78,6 @@ impl Config {
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
         let krate = &self.krate;
-        let acquire = private_fn(krate, return_span(sig), "bulkhead_acquire");
         let max_concurrent = u32::try_from(self.max_concurrent).unwrap_or(u32::MAX);
         let opt = |v: Option<u64>| match v {
             Some(v) => quote!(::core::option::Option::Some(#v)),
@@ -87,6 +86,12 @@ impl Config {
         let max_queued = opt(self.max_queued);
         let queue_timeout = opt(self.queue_timeout_ms);
         let stmts = &body.stmts;
+        let acquire = private_call(
+            krate,
+            sig,
+            "bulkhead_acquire",
+            quote!(__RESILIENCE_BULKHEAD.get()),
+        );
         quote! {
             static __RESILIENCE_BULKHEAD: #krate::__private::BulkheadCell =
                 #krate::__private::BulkheadCell::new(#krate::__private::BulkheadSpec {
@@ -94,7 +99,7 @@ impl Config {
                     max_queued: #max_queued,
                     queue_timeout_ms: #queue_timeout,
                 });
-            let __resilience_permit = match #acquire(__RESILIENCE_BULKHEAD.get()).await {
+            let __resilience_permit = match #acquire.await {
                 ::core::result::Result::Ok(__resilience_permit) => __resilience_permit,
                 ::core::result::Result::Err(__resilience_rejected) => return __resilience_rejected,
             };

@@ -6,7 +6,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, Expr, ExprLit, Lit, LitStr, Signature};
 
-use super::{Layer, inner_body, private, private_fn, require_result, return_span};
+use super::{
+    Layer, awaited, inner_body, move_args, private, private_call, private_fn, require_result,
+};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -131,12 +133,13 @@ impl Config {
             None => quote!(::core::option::Option::None),
         };
         let body = inner_body(sig, &body);
-        let span = return_span(sig);
+        // The body goes in as a future (or a closure, sync) that moves the arguments but not
+        // `self` (see `move_args`), so an outer `#[retry]` can run it again on `&mut self`.
+        let moves = move_args(sig, &body);
         if let Some(shared) = &self.shared {
             // Only exists with the runtime's `redis` feature: a missing item is reported at
             // `shared = true`.
             let cell = private_fn(krate, shared.span, "SharedBreakerCell");
-            let call = private_fn(krate, span, "shared_breaker_call");
             let client = match &shared.client {
                 Some(expr) => {
                     let source = private_fn(krate, expr.span(), "redis_client_source");
@@ -145,13 +148,17 @@ impl Config {
                 None => quote!(#krate::__private::default_redis_client),
             };
             let backend = private_fn(krate, shared.span, "redis_backend");
+            let call = private_call(
+                krate,
+                sig,
+                "shared_breaker_call",
+                quote!(__RESILIENCE_BREAKER.get(#client), async { #moves #body }),
+            );
+            let call = awaited(sig, call);
             return quote! {
                 #backend! {{
                     static __RESILIENCE_BREAKER: #cell = #cell::new(#name, #preset);
-                    #call(
-                        __RESILIENCE_BREAKER.get(#client),
-                        move || async move { #body },
-                    ).await
+                    #call
                 }}
             };
         }
@@ -161,22 +168,27 @@ impl Config {
                 #krate::__private::BreakerCell::new(#name, #preset);
         };
         if sig.asyncness.is_some() {
-            let call = private_fn(krate, span, "breaker_call");
+            let call = private_call(
+                krate,
+                sig,
+                "breaker_call",
+                quote!(__RESILIENCE_BREAKER.get(), async { #moves #body }),
+            );
+            let call = awaited(sig, call);
             quote! {
                 #cell
-                #call(
-                    __RESILIENCE_BREAKER.get(),
-                    move || async move { #body },
-                ).await
+                #call
             }
         } else {
-            let call = private_fn(krate, span, "breaker_call_blocking");
+            let call = private_call(
+                krate,
+                sig,
+                "breaker_call_blocking",
+                quote!(__RESILIENCE_BREAKER.get(), || { #moves #body }),
+            );
             quote! {
                 #cell
-                #call(
-                    __RESILIENCE_BREAKER.get(),
-                    move || { #body },
-                )
+                #call
             }
         }
     }

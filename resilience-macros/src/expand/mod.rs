@@ -162,8 +162,11 @@ pub(crate) fn attribute(layer: Layer, args: TokenStream, item: TokenStream) -> T
     }
     let body = *func.block;
     func.block = Box::new(built.wrap(&func.sig, body));
-    if let Built::Retry(_) = built {
-        retry::Config::adjust_signature(&mut func.sig);
+    match built {
+        Built::Retry(_) => retry::Config::adjust_signature(&mut func.sig),
+        // These move the arguments into a block with `move_args`.
+        Built::CircuitBreaker(_) | Built::Timeout(_) => strip_arg_mut(&mut func.sig),
+        Built::RateLimit(_) | Built::Bulkhead(_) => {}
     }
     func.into_token_stream()
 }
@@ -246,11 +249,88 @@ fn fake_return(sig: &Signature) -> TokenStream {
     }
 }
 
-/// The span to blame when the return type does not fit: the declared type, or the signature.
+/// The span to blame when the return type does not fit: the declared type's first token (on
+/// stable a span cannot cover several tokens), or the function's name when there is none.
 fn return_span(sig: &Signature) -> Span {
     match &sig.output {
         ReturnType::Default => sig.ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
+    }
+}
+
+/// `path::to::runtime::__private::name(args)`, the path and the parentheses spanned on the
+/// return type: an unmet bound of the call — a return type that is not a `Result`, an error type
+/// without the `From` the layer needs — is reported there, not on the whole attribute. `args`
+/// keep their own spans.
+fn private_call(krate: &syn::Path, sig: &Signature, name: &str, args: TokenStream) -> TokenStream {
+    let span = return_span(sig);
+    let path = private_fn(krate, span, name);
+    let mut parens = proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, args);
+    parens.set_span(span);
+    quote!(#path #parens)
+}
+
+/// `call.await`, the `.await` spanned on the return type too: rustc reports an async call's unmet
+/// bound a second time at its `.await`, and with the same span the two reports merge into one.
+fn awaited(sig: &Signature, call: TokenStream) -> TokenStream {
+    quote_spanned!(return_span(sig)=> #call.await)
+}
+
+/// Re-binds, inside a block the body moves into, the arguments the body mentions: `let x = x;`
+/// moves each into the block (as `async move` would), while `self` is left to the block's own
+/// capture inference, so a `&mut self` is re-borrowed, not moved, and an outer `#[retry]` can run
+/// the block again (a `self` cannot be re-bound by name). Each binding keeps the argument's `mut`
+/// ([`strip_arg_mut`] takes it off the signature, where it would now be unused).
+fn move_args(sig: &Signature, body: &TokenStream) -> TokenStream {
+    let mut out = TokenStream::new();
+    for arg in &sig.inputs {
+        let syn::FnArg::Typed(pt) = arg else { continue };
+        for (ident, mutable) in bound_idents(&pt.pat) {
+            if retry::mentions(body.clone(), &ident) {
+                let m = mutable.then(|| quote!(mut));
+                out.extend(quote! {
+                    #[allow(unused_variables, unused_mut)]
+                    let #m #ident = #ident;
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The names a pattern binds by value, with whether each is `mut`.
+fn bound_idents(pat: &syn::Pat) -> Vec<(syn::Ident, bool)> {
+    // `VisitMut` on a copy: the workspace enables syn's `visit-mut`, not `visit`.
+    struct Collect(Vec<(syn::Ident, bool)>);
+    impl VisitMut for Collect {
+        fn visit_pat_ident_mut(&mut self, pi: &mut syn::PatIdent) {
+            self.0.push((
+                pi.ident.clone(),
+                pi.by_ref.is_none() && pi.mutability.is_some(),
+            ));
+            syn::visit_mut::visit_pat_ident_mut(self, pi);
+        }
+    }
+    let mut collect = Collect(Vec::new());
+    collect.visit_pat_mut(&mut pat.clone());
+    collect.0
+}
+
+/// Takes `mut` off the by-value bindings of the arguments (see [`move_args`]).
+fn strip_arg_mut(sig: &mut Signature) {
+    struct Strip;
+    impl VisitMut for Strip {
+        fn visit_pat_ident_mut(&mut self, pi: &mut syn::PatIdent) {
+            if pi.by_ref.is_none() {
+                pi.mutability = None;
+            }
+            syn::visit_mut::visit_pat_ident_mut(self, pi);
+        }
+    }
+    for arg in &mut sig.inputs {
+        if let syn::FnArg::Typed(pt) = arg {
+            Strip.visit_pat_mut(&mut pt.pat);
+        }
     }
 }
 

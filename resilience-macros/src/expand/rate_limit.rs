@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Block, LitStr, Signature};
 
-use super::{Layer, private_fn, require_result, return_span};
+use super::{Layer, private_call, private_fn, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -174,8 +174,6 @@ impl Config {
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
         let krate = &self.krate;
-        let check_fn = private_fn(krate, return_span(sig), "rate_limit_check");
-        let check_key_fn = private_fn(krate, return_span(sig), "rate_limit_check_key");
         let count = u32::try_from(self.count).unwrap_or(u32::MAX);
         let period = self.period_secs;
         let burst = match self.burst {
@@ -194,23 +192,33 @@ impl Config {
             return quote!(#check #(#stmts)*);
         }
         let check = match &self.key {
-            None => quote! {
-                static __RESILIENCE_LIMITER: #krate::__private::LimiterCell =
-                    #krate::__private::LimiterCell::new(#spec);
-                if let ::core::option::Option::Some(__resilience_rejected) =
-                    #check_fn(__RESILIENCE_LIMITER.get())
-                {
-                    return __resilience_rejected;
+            None => {
+                let check = private_call(
+                    krate,
+                    sig,
+                    "rate_limit_check",
+                    quote!(__RESILIENCE_LIMITER.get()),
+                );
+                quote! {
+                    static __RESILIENCE_LIMITER: #krate::__private::LimiterCell =
+                        #krate::__private::LimiterCell::new(#spec);
+                    if let ::core::option::Option::Some(__resilience_rejected) = #check {
+                        return __resilience_rejected;
+                    }
                 }
-            },
+            }
             Some(key) => {
                 let key_tokens = quote_spanned!(key.span()=> &(#key));
+                let check = private_call(
+                    krate,
+                    sig,
+                    "rate_limit_check_key",
+                    quote!(__RESILIENCE_LIMITER.get(), #key_tokens),
+                );
                 quote! {
                     static __RESILIENCE_LIMITER: #krate::__private::KeyedLimiterCell =
                         #krate::__private::KeyedLimiterCell::new(#spec);
-                    if let ::core::option::Option::Some(__resilience_rejected) =
-                        #check_key_fn(__RESILIENCE_LIMITER.get(), #key_tokens)
-                    {
+                    if let ::core::option::Option::Some(__resilience_rejected) = #check {
                         return __resilience_rejected;
                     }
                 }
@@ -233,9 +241,9 @@ impl Config {
         let policy =
             quote_spanned!(on_error_span=> #krate::__private::on_redis_error::#policy_ident);
         let verdict_fn = if on_error == "closed" {
-            private_fn(krate, return_span(sig), "redis_rate_limit_verdict_closed")
+            "redis_rate_limit_verdict_closed"
         } else {
-            private_fn(krate, return_span(sig), "redis_rate_limit_verdict")
+            "redis_rate_limit_verdict"
         };
         let client = match &redis.client {
             Some(expr) => {
@@ -250,12 +258,16 @@ impl Config {
         };
         let name = &redis.name;
         let backend = private_fn(krate, redis.backend, "redis_backend");
+        let verdict = private_call(
+            krate,
+            sig,
+            verdict_fn,
+            quote!(__RESILIENCE_LIMITER.check(#client, #key).await),
+        );
         quote! {
             #backend! {
                 static __RESILIENCE_LIMITER: #cell = #cell::new(#spec, #name, #policy);
-                if let ::core::option::Option::Some(__resilience_rejected) =
-                    #verdict_fn(__RESILIENCE_LIMITER.check(#client, #key).await)
-                {
+                if let ::core::option::Option::Some(__resilience_rejected) = #verdict {
                     return __resilience_rejected;
                 }
             }

@@ -11,7 +11,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
-use super::{Layer, inner_body, private, private_fn, require_result, return_span};
+use super::{
+    Layer, awaited, inner_body, private, private_call, require_result, respan, return_span,
+};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -235,12 +237,18 @@ impl Config {
         });
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
-        let span = return_span(sig);
         let attempt = if asyncness {
-            let attempt = quote!(async { #body });
+            // Spanned on the return type: rustc blames this argument for an unmet bound on its
+            // output (the error type's conversions).
+            let attempt = quote_spanned!(return_span(sig)=> async { #body });
             if self.attempt_timeout_ms.is_some() {
-                let timed = private_fn(krate, span, "timed_attempt");
-                quote!(#timed(&__resilience_retry, #attempt).await)
+                let timed = private_call(
+                    krate,
+                    sig,
+                    "timed_attempt",
+                    quote!(&__resilience_retry, #attempt),
+                );
+                awaited(sig, timed)
             } else {
                 quote!(#p::plain(#attempt.await))
             }
@@ -253,23 +261,28 @@ impl Config {
             (false, false) => "retry_step_blocking",
             (false, true) => "retry_step_blocking_if",
         };
-        let step = private_fn(krate, span, step_name);
         let on_retry = match &self.on_retry {
             Some(expr) => quote!(#expr),
-            None => quote!(#krate::__private::no_observer),
+            None => respan(quote!(#krate::__private::no_observer), return_span(sig)),
         };
+        // Spanned on the return type, as the attempt above: rustc may blame any of these.
+        let state =
+            quote_spanned!(return_span(sig)=> &mut __resilience_retry, __resilience_outcome);
         let args = match &self.retry_if {
-            Some(expr) => quote!(&mut __resilience_retry, __resilience_outcome, #expr, #on_retry),
-            None => quote!(&mut __resilience_retry, __resilience_outcome, #on_retry),
+            Some(expr) => quote!(#state, #expr, #on_retry),
+            None => quote!(#state, #on_retry),
         };
-        let step = if asyncness {
-            quote!(#step(#args).await)
-        } else {
-            quote!(#step(#args))
-        };
+        let step = private_call(krate, sig, step_name, args);
+        let step = if asyncness { awaited(sig, step) } else { step };
         let attempt_timeout = match self.attempt_timeout_ms {
             Some(ms) => quote!(::core::option::Option::Some(#ms)),
             None => quote!(::core::option::Option::None),
+        };
+        let step_match = quote_spanned! {return_span(sig)=>
+            match #step {
+                ::core::ops::ControlFlow::Break(__resilience_done) => break __resilience_done,
+                ::core::ops::ControlFlow::Continue(()) => {}
+            }
         };
         quote! {
             static __RESILIENCE_POLICY: #krate::__private::RetryCell =
@@ -280,10 +293,7 @@ impl Config {
                     #(#rebinds)*
                     #attempt
                 };
-                match #step {
-                    ::core::ops::ControlFlow::Break(__resilience_done) => break __resilience_done,
-                    ::core::ops::ControlFlow::Continue(()) => {}
-                }
+                #step_match
             }
         }
     }
@@ -303,7 +313,7 @@ impl Config {
 
 /// Whether `tokens` mention `ident`: as an identifier, or inside a literal (a format string's
 /// `{ident}` names it without an identifier token). Erring towards "mentioned" only costs a clone.
-fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
+pub(super) fn mentions(tokens: TokenStream, ident: &syn::Ident) -> bool {
     let name = ident.to_string();
     tokens.into_iter().any(|tree| match tree {
         proc_macro2::TokenTree::Ident(i) => i == *ident,

@@ -5,7 +5,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, inner_body, private_fn, require_async, require_result, return_span};
+use super::{Layer, awaited, inner_body, move_args, private_call, require_async, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -46,9 +46,16 @@ impl Config {
     }
 
     pub(super) fn wrap(&self, sig: &Signature, body: Block) -> TokenStream {
-        let call = private_fn(&self.krate, return_span(sig), "timeout_call");
         let ms = self.ms;
         let body = inner_body(sig, &body);
-        quote!(#call(#ms, async move { #body }).await)
+        // Not `async move`: that would move a `&mut self` too (see `move_args`).
+        let moves = move_args(sig, &body);
+        let call = private_call(
+            &self.krate,
+            sig,
+            "timeout_call",
+            quote!(#ms, async { #moves #body }),
+        );
+        awaited(sig, call)
     }
 }

@@ -65,6 +65,16 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
         errors.check()?;
     }
 
+    // Fields named by some placeholder: a "did you mean" never proposes one of them (the
+    // template has it already).
+    let placeholders = placeholder_names(&text);
+    let unplaced: Vec<&str> = input
+        .fields
+        .iter()
+        .map(|f| f.name.as_str())
+        .filter(|n| !placeholders.contains(n))
+        .collect();
+
     let mut pieces = Vec::new();
     let mut rest = text.as_str();
     let mut literal = String::new();
@@ -75,8 +85,12 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
     let mut placeholder_errors = false;
     while let Some(c) = rest.chars().next() {
         if c == '{' {
-            let Some(end) = rest.find('}') else {
+            // A placeholder ends at the next `}`; another `{` first (or none) leaves it unclosed.
+            // One error says it all: what follows cannot be read as placeholders, so neither
+            // "unknown placeholder" nor "unused field" is reported after it.
+            let Some(end) = placeholder_end(rest) else {
                 errors.at(span, format!("unclosed `{{` in the template {text:?}"));
+                placeholder_errors = true;
                 break;
             };
             let name = &rest[1..end];
@@ -111,6 +125,14 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
                 continue;
             }
             match input.fields.iter().position(|f| f.name == name) {
+                Some(index) if used[index] => {
+                    errors.at(
+                        span,
+                        format!(
+                            "placeholder `{{{name}}}` appears twice in the template; each field is written into the key once"
+                        ),
+                    );
+                }
                 Some(index) => {
                     used[index] = true;
                     let hash_tag = options.hash_tag.as_ref().is_some_and(|h| h.value() == name);
@@ -121,7 +143,7 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
                         "placeholder `{{{name}}}` does not match a field of `{}`",
                         input.ident
                     );
-                    if let Some(near) = suggest::did_you_mean(name, &names) {
+                    if let Some(near) = suggest::did_you_mean(name, &unplaced) {
                         message.push_str(&format!("; did you mean `{{{near}}}`?"));
                     }
                     if names.is_empty() {
@@ -135,6 +157,7 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
             }
         } else if c == '}' {
             errors.at(span, format!("unmatched `}}` in the template {text:?}"));
+            placeholder_errors = true;
             break;
         } else {
             if !inert(c) && !bad_char_reported {
@@ -169,15 +192,47 @@ pub(crate) fn check(input: &Input<'_>, options: &Options) -> syn::Result<Vec<Pie
     }
 
     if let Some(tag) = &options.hash_tag {
-        check_hash_tag(tag, &names, &pieces, input, &mut errors);
+        let placed: Vec<&str> = names
+            .iter()
+            .copied()
+            .filter(|n| placeholders.contains(n))
+            .collect();
+        check_hash_tag(tag, &names, &placed, &pieces, input, &mut errors);
     }
     errors.finish()?;
     Ok(pieces)
 }
 
+/// Where the placeholder at the start of `rest` (a `{`) closes: the next `}`, unless another `{`
+/// comes first.
+fn placeholder_end(rest: &str) -> Option<usize> {
+    let i = rest.get(1..)?.find(['{', '}'])? + 1;
+    (rest.as_bytes().get(i) == Some(&b'}')).then_some(i)
+}
+
+/// The names inside well-formed placeholders of `text`.
+fn placeholder_names(text: &str) -> Vec<&str> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        rest = &rest[open..];
+        match placeholder_end(rest) {
+            Some(end) => {
+                names.push(&rest[1..end]);
+                rest = &rest[end + 1..];
+            }
+            None => rest = &rest[1..],
+        }
+    }
+    names
+}
+
+/// `placed`: the fields the template names; the tag may only be one of them, so only they are
+/// suggested.
 fn check_hash_tag(
     tag: &LitStr,
     names: &[&str],
+    placed: &[&str],
     pieces: &[Piece],
     input: &Input<'_>,
     errors: &mut Errors,
@@ -196,7 +251,7 @@ fn check_hash_tag(
             "`hash_tag` names `{value}`, which is not a field of `{}`",
             input.ident
         );
-        if let Some(near) = suggest::did_you_mean(&value, names) {
+        if let Some(near) = suggest::did_you_mean(&value, placed) {
             message.push_str(&format!("; did you mean `{near}`?"));
         }
         message.push_str(&format!("\nfields: {}", suggest::list(names)));

@@ -66,18 +66,19 @@ fn resolve_breaker(name: &str, preset: Option<CircuitBreakerPreset>) -> Arc<Circ
     }
 }
 
-/// The body of an async `#[circuit_breaker]` function.
+/// The body of an async `#[circuit_breaker]` function. It takes the body as a future, not a
+/// closure: an async block does nothing until polled, and unlike a `move` closure it can borrow
+/// `self` for one call and leave it for the next (`#[retry]` above).
 #[inline]
-pub async fn breaker_call<F, Fut, R>(breaker: &CircuitBreaker, f: F) -> R
+pub async fn breaker_call<Fut, R>(breaker: &CircuitBreaker, body: Fut) -> R
 where
-    F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
     R: Outcome,
     R::Err: FromCircuitOpen + 'static,
 {
     from_call(
         breaker
-            .call(move || async move { f().await.into_result() })
+            .call(move || async move { body.await.into_result() })
             .await,
     )
 }

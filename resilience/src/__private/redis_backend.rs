@@ -383,19 +383,18 @@ impl SharedBreakerCell {
 /// The body of a `#[circuit_breaker(shared = true)]` function; without a breaker (no client),
 /// the call goes ahead.
 #[inline]
-pub async fn shared_breaker_call<F, Fut, R>(breaker: Option<&SharedCircuitBreaker>, f: F) -> R
+pub async fn shared_breaker_call<Fut, R>(breaker: Option<&SharedCircuitBreaker>, body: Fut) -> R
 where
-    F: FnOnce() -> Fut,
     Fut: Future<Output = R>,
     R: Outcome,
     R::Err: FromCircuitOpen,
 {
     let Some(breaker) = breaker else {
-        return f().await;
+        return body.await;
     };
     from_call(
         breaker
-            .call(move || async move { f().await.into_result() })
+            .call(move || async move { body.await.into_result() })
             .await,
     )
 }

@@ -6,7 +6,9 @@
 //! shared cache line for writing and scales across threads. Failures update the word with a CAS
 //! (and read the clock, for the snapshot's last-failure time); every transition, and everything in
 //! HalfOpen, happens under a mutex. A permit remembers the generation it was issued in, so the
-//! outcome of a call that started before a transition is ignored.
+//! outcome of a call that started before a transition is ignored, in every mode: failures are
+//! checked against the generation under the lock that transitions hold; a success, checked with
+//! one atomic read, can only land on the wrong side of a transition it races to the nanosecond.
 
 use std::fmt;
 use std::future::Future;
@@ -404,8 +406,9 @@ impl CircuitBreaker {
                 let (calls, fails) = window.stats(self.nanos(now));
                 (fails, Some(calls))
             }
-            (Mode::Consecutive { .. }, _) => (u64::from(failures_of(word)), None),
-            _ => (u64::from(failures_of(word)), Some(0)),
+            // Outside Closed the window is not counting: no call count beside the failures
+            // that opened the breaker.
+            _ => (u64::from(failures_of(word)), None),
         };
         let last_failure = match self.last_failure.load(Ordering::Acquire) {
             0 => None,
@@ -549,16 +552,25 @@ impl CircuitBreaker {
         }
         self.metrics.success.increment(1);
         match t.word & STATE_BITS {
-            CLOSED => match &self.mode {
-                Mode::Consecutive { .. } => {
-                    // The common case: nothing pending, nothing to write.
-                    if self.word.load(Ordering::Relaxed) & FAIL_MASK != 0 {
-                        self.clear_failures(t.word);
+            CLOSED => {
+                // One read of the word: whether failures are pending and whether the call is
+                // stale (its generation is gone), the same test in every mode.
+                let word = self.word.load(Ordering::Relaxed);
+                let current = word & KEY_MASK == t.word & KEY_MASK;
+                match &self.mode {
+                    // Failures pending: clear them (`clear_failures` repeats the generation test
+                    // in its CAS loop). None pending, the common case, writes nothing.
+                    Mode::Consecutive { .. } if word & FAIL_MASK != 0 => {
+                        self.clear_failures(t.word)
                     }
+                    Mode::CountRate { successes, .. } if current => successes.increment(),
+                    Mode::TimeRate { window, .. } if current => {
+                        window.record(self.nanos(Instant::now()), false)
+                    }
+                    // Consecutive with nothing pending, or a stale call in a rate mode.
+                    _ => {}
                 }
-                Mode::CountRate { successes, .. } => successes.increment(),
-                Mode::TimeRate { window, .. } => window.record(self.nanos(Instant::now()), false),
-            },
+            }
             HALF_OPEN => self.trial_outcome(t, false),
             _ => {}
         }
@@ -592,7 +604,9 @@ impl CircuitBreaker {
     fn on_failure(&self, t: Ticket) {
         self.metrics.failure.increment(1);
         let state = t.word & STATE_BITS;
-        if state != CLOSED && state != HALF_OPEN {
+        if (state != CLOSED && state != HALF_OPEN) || !self.is_current(t) {
+            // Not counted, nor kept as the last failure. The checks under the lock below repeat
+            // the staleness test where a transition could race it.
             return;
         }
         let now = Instant::now();
@@ -652,11 +666,16 @@ impl CircuitBreaker {
                 minimum_calls,
                 window,
             } => {
+                // Under the lock, like the count window: transitions hold it too, so a failure
+                // is either recorded in the generation it started in or not at all.
+                let mut shared = self.lock();
+                if !self.is_current(t) {
+                    return;
+                }
                 let at = self.nanos(now);
                 window.record(at, true);
                 let (calls, fails) = window.stats(at);
                 if trips(*percent, *minimum_calls, calls, fails) {
-                    let mut shared = self.lock();
                     let change =
                         self.transition(&mut shared, t.word, CircuitState::Open, clamp(fails), now);
                     drop(shared);
@@ -664,6 +683,14 @@ impl CircuitBreaker {
                 }
             }
         }
+    }
+
+    /// Whether the breaker is still in the state and generation the ticket was issued in: the
+    /// one test, in every mode, that keeps the outcome of a call that started before a
+    /// transition out of the counts.
+    #[inline]
+    fn is_current(&self, t: Ticket) -> bool {
+        self.word.load(Ordering::Acquire) & KEY_MASK == t.word & KEY_MASK
     }
 
     /// The outcome of a half-open trial call.

@@ -85,9 +85,11 @@ pub struct CircuitSnapshot {
     /// The current state.
     pub state: CircuitState,
     /// Failures counting towards opening: consecutive failures, or failures in the window in
-    /// failure-rate mode.
+    /// failure-rate mode. Outside Closed: the failures that opened the breaker (plus a failed
+    /// trial, if one re-opened it).
     pub failure_count: u64,
-    /// Calls in the failure-rate window (`None` in consecutive-failure mode).
+    /// Calls in the failure-rate window while it counts, i.e. in Closed (`None` in
+    /// consecutive-failure mode and in every other state).
     pub window_calls: Option<u64>,
     /// When the last counted failure happened, if any since the breaker was created.
     pub last_failure: Option<Instant>,

@@ -135,7 +135,8 @@ pub struct CheckReport {
     pub status: HealthStatus,
     /// How long it took (its timeout when it was cut).
     pub latency: Duration,
-    /// Why it is not healthy, when it is not.
+    /// Why it is not healthy, when it is not, with credentials masked
+    /// ([`redact_secrets`](super::redact_secrets)).
     pub message: Option<String>,
     /// Whether it was cut at its timeout.
     pub timed_out: bool,
@@ -327,7 +328,12 @@ async fn run_one(
     let by_latency = config.status_for_latency(latency);
     let status = outcome.status.max(by_latency);
     let message = match outcome.message {
-        Some(m) => Some(m),
+        // The one place messages enter a report: mask credentials here, so no reader of the
+        // report (body, log, Debug) can leak them.
+        Some(m) => Some(match super::redact_secrets(&m) {
+            std::borrow::Cow::Borrowed(_) => m,
+            std::borrow::Cow::Owned(masked) => masked,
+        }),
         None if by_latency > HealthStatus::Healthy => Some(format!("slow: {latency:?}")),
         None => None,
     };

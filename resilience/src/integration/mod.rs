@@ -2,7 +2,8 @@
 //!
 //! - feature `tower`: `tower::Layer`s for the circuit breaker, retry, rate limit, bulkhead and
 //!   timeout, and an in-flight layer that lets shutdown drain requests;
-//! - feature `axum`: [`ServiceEndpoints`], a router with `/health`, `/readyz` and `/metrics`.
+//! - feature `axum`: [`ServiceEndpoints`], a router with `/livez`, `/readyz`, `/health` and
+//!   `/metrics`.
 
 #[cfg(feature = "tower")]
 pub mod layers;
@@ -17,4 +18,4 @@ pub use layers::{
 #[cfg(feature = "axum")]
 pub use metrics_exporter_prometheus::PrometheusHandle;
 #[cfg(feature = "axum")]
-pub use router::{ServiceEndpoints, install_prometheus_recorder, report_json};
+pub use router::{ServiceEndpoints, install_prometheus_recorder, report_details_json, report_json};

@@ -1,4 +1,4 @@
-//! An axum `Router` with `/health`, `/readyz` and `/metrics`.
+//! An axum `Router` with `/livez`, `/readyz`, `/health` and `/metrics`.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -11,7 +11,7 @@ use ::axum::routing::get;
 use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
 use serde_json::{Value, json};
 
-use crate::health::{HealthMonitor, HealthRegistry, HealthReport, HealthStatus};
+use crate::health::{HealthMonitor, HealthRegistry, HealthReport, HealthStatus, redact_secrets};
 use crate::shutdown::ShutdownCoordinator;
 
 /// Installs a Prometheus recorder as the global `metrics` recorder and returns its handle, for
@@ -23,9 +23,15 @@ pub fn install_prometheus_recorder() -> Result<PrometheusHandle, BuildError> {
 
 /// The operational endpoints of a service:
 ///
-/// - `GET /health`: the JSON health report; 200 unless unhealthy (503).
+/// - `GET /livez`: 200 `{"live":true}` while the process serves requests, draining included:
+///   the liveness probe (a probe on `/health` or `/readyz` would kill the process mid-drain).
 /// - `GET /readyz`: 200 `{"ready":true}` while accepting requests and not unhealthy; 503 once
-///   shutdown has begun or when unhealthy.
+///   shutdown has begun or when unhealthy: the readiness probe.
+/// - `GET /health`: the JSON health report; 200 unless unhealthy (503). It carries the overall
+///   status and each check's name, status and latency, but no check messages (they are often
+///   error texts naming internal hosts): turn them on with [`details`](Self::details), or mount
+///   [`details_router`](Self::details_router) behind authentication. Credentials in messages
+///   are masked either way.
 /// - `GET /metrics`: Prometheus text, when a [`PrometheusHandle`] was given.
 ///
 /// ```
@@ -43,6 +49,7 @@ pub struct ServiceEndpoints {
     shutdown: ShutdownCoordinator,
     prometheus: Option<PrometheusHandle>,
     monitor: Option<Arc<HealthMonitor>>,
+    details: bool,
 }
 
 impl std::fmt::Debug for ServiceEndpoints {
@@ -50,6 +57,7 @@ impl std::fmt::Debug for ServiceEndpoints {
         f.debug_struct("ServiceEndpoints")
             .field("registry", &self.registry)
             .field("metrics", &self.prometheus.is_some())
+            .field("details", &self.details)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +70,7 @@ impl ServiceEndpoints {
             shutdown: ShutdownCoordinator::global().clone(),
             prometheus: None,
             monitor: None,
+            details: false,
         }
     }
 
@@ -84,18 +93,49 @@ impl ServiceEndpoints {
         self
     }
 
-    /// The router, mergeable into an application's router of any state type.
+    /// Whether `/health` includes each check's message (default `false`). Credentials in the
+    /// messages are masked, but the rest (host names, error texts) is for operators: prefer
+    /// [`details_router`](Self::details_router) behind authentication on a public port.
+    pub fn details(mut self, on: bool) -> Self {
+        self.details = on;
+        self
+    }
+
+    /// The router, mergeable into an application's router of any state type: `/livez`,
+    /// `/readyz`, `/health` and, with a Prometheus handle, `/metrics`.
     pub fn router<S>(self) -> Router<S>
     where
         S: Clone + Send + Sync + 'static,
     {
         let mut router = Router::new()
+            .route("/livez", get(livez))
             .route("/health", get(health))
             .route("/readyz", get(readyz));
         if self.prometheus.is_some() {
             router = router.route("/metrics", get(metrics));
         }
         router.with_state(self)
+    }
+
+    /// A router with only `GET /health/details`: the `/health` report with each check's message
+    /// (credentials masked). Mount it where only operators reach it, e.g. behind an auth layer:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use resilience::health::HealthRegistry;
+    /// use resilience::integration::ServiceEndpoints;
+    ///
+    /// let endpoints = ServiceEndpoints::new(Arc::new(HealthRegistry::new()));
+    /// let admin: axum::Router = endpoints.clone().details_router(); // add your auth layer here
+    /// let app: axum::Router = axum::Router::new().merge(endpoints.router()).merge(admin);
+    /// ```
+    pub fn details_router<S>(self) -> Router<S>
+    where
+        S: Clone + Send + Sync + 'static,
+    {
+        Router::new()
+            .route("/health/details", get(health_details))
+            .with_state(self)
     }
 
     async fn report(&self) -> Arc<HealthReport> {
@@ -109,20 +149,35 @@ impl ServiceEndpoints {
     }
 }
 
-/// The JSON form of a report (the core types stay serde-free).
+/// The public JSON form of a report, as `/health` serves it by default: the overall status and
+/// each check's name, status, latency and flags, without messages (the core types stay
+/// serde-free).
 pub fn report_json(report: &HealthReport) -> Value {
+    report_value(report, false)
+}
+
+/// [`report_json`] plus each check's `message`, with credentials masked
+/// ([`redact_secrets`]) even when the report was built by hand. For operators only.
+pub fn report_details_json(report: &HealthReport) -> Value {
+    report_value(report, true)
+}
+
+fn report_value(report: &HealthReport, details: bool) -> Value {
     let checks: Vec<Value> = report
         .checks
         .iter()
         .map(|c| {
-            json!({
+            let mut check = json!({
                 "name": c.name,
                 "required": c.required,
                 "status": c.status.as_str(),
                 "latency_ms": c.latency.as_secs_f64() * 1000.0,
-                "message": c.message,
                 "timed_out": c.timed_out,
-            })
+            });
+            if details {
+                check["message"] = json!(c.message.as_deref().map(redact_secrets));
+            }
+            check
         })
         .collect();
     let timestamp = report
@@ -147,9 +202,23 @@ fn json_response(status: StatusCode, body: Value) -> Response {
         .into_response()
 }
 
+async fn livez() -> Response {
+    // Nothing to check: answering at all is the proof of life, draining or not.
+    json_response(StatusCode::OK, json!({"live": true}))
+}
+
 async fn health(State(endpoints): State<ServiceEndpoints>) -> Response {
+    let details = endpoints.details;
+    health_response(endpoints, details).await
+}
+
+async fn health_details(State(endpoints): State<ServiceEndpoints>) -> Response {
+    health_response(endpoints, true).await
+}
+
+async fn health_response(endpoints: ServiceEndpoints, details: bool) -> Response {
     let report = endpoints.report().await;
-    let mut body = report_json(&report);
+    let mut body = report_value(&report, details);
     body["shutting_down"] = json!(endpoints.shutdown.is_shutting_down());
     let status = if report.status == HealthStatus::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
