@@ -316,7 +316,9 @@ async fn run_one(
 ) -> CheckReport {
     let started = Instant::now();
     let run = AssertUnwindSafe(check.check_boxed()).catch_unwind();
-    let (outcome, timed_out) = match tokio::time::timeout(timeout, run).await {
+    // The crate's deadline rule: a timeout too long to represent means none.
+    let deadline = crate::timeout::deadline_after(started, timeout);
+    let (outcome, timed_out) = match crate::timeout::run_until(deadline, run).await {
         Ok(Ok(outcome)) => (outcome, false),
         Ok(Err(_)) => (CheckOutcome::unhealthy("check panicked"), false),
         Err(_) => (
