@@ -45,6 +45,18 @@ fn touchy_breaker() -> Arc<CircuitBreaker> {
     )
 }
 
+/// A client of `server` whose own breaker is `b`.
+async fn connect_with_breaker(server: &RedisServer, b: &Arc<CircuitBreaker>) -> RedisClient {
+    RedisClient::connect(
+        config_for(server)
+            .circuit_breaker(b.clone())
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap()
+}
+
 fn config_for(server: &RedisServer) -> RedisConfigBuilder {
     RedisConfig::builder()
         .port(server.port())
@@ -413,14 +425,7 @@ fn server_reply(e: &RedisError) -> Option<ServerReply> {
 async fn wrongtype_is_typed_and_not_counted() {
     let server = RedisServer::start();
     let b = touchy_breaker();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .circuit_breaker(b.clone())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = connect_with_breaker(&server, &b).await;
     server.cli(&["HSET", "rec:item:h", "f", "v"]);
     let e = redis.get::<_, String>(&Item("h")).await.unwrap_err();
     assert_eq!(server_reply(&e), Some(ServerReply::WrongType), "{e:?}");
@@ -434,14 +439,7 @@ async fn wrongtype_is_typed_and_not_counted() {
 async fn oom_is_typed_and_counted() {
     let server = RedisServer::start();
     let b = touchy_breaker();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .circuit_breaker(b.clone())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = connect_with_breaker(&server, &b).await;
     server.cli(&["CONFIG", "SET", "maxmemory-policy", "noeviction"]);
     server.cli(&["CONFIG", "SET", "maxmemory", "1"]);
     let e = redis.set(&Item("big"), "v", None).await.unwrap_err();
@@ -464,14 +462,7 @@ async fn oom_is_typed_and_counted() {
 async fn readonly_and_masterdown_are_typed_and_counted() {
     let server = RedisServer::start();
     let b = touchy_breaker();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .circuit_breaker(b.clone())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = connect_with_breaker(&server, &b).await;
     // A replica of a master that does not exist: read-only, link down.
     let nowhere = support::free_port().to_string();
     server.cli(&["REPLICAOF", "127.0.0.1", &nowhere]);
@@ -492,14 +483,7 @@ async fn readonly_and_masterdown_are_typed_and_counted() {
 async fn busy_is_typed_and_counted() {
     let server = RedisServer::start();
     let b = touchy_breaker();
-    let redis = RedisClient::connect(
-        config_for(&server)
-            .circuit_breaker(b.clone())
-            .build()
-            .unwrap(),
-    )
-    .await
-    .unwrap();
+    let redis = connect_with_breaker(&server, &b).await;
     server.cli(&["CONFIG", "SET", "busy-reply-threshold", "50"]);
     let port = server.port().to_string();
     let mut spinner = std::process::Command::new("redis-cli")
