@@ -236,16 +236,17 @@ impl Config {
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
         let span = return_span(sig);
+        // Each attempt runs through the sequence, which starts the total deadline with the first.
         let attempt = if asyncness {
             let attempt = quote!(async { #body });
             if self.attempt_timeout_ms.is_some() {
                 let timed = private_fn(krate, span, "timed_attempt");
-                quote!(#timed(&__resilience_retry, #attempt).await)
+                quote!(#timed(&mut __resilience_retry, #attempt).await)
             } else {
-                quote!(#p::plain(#attempt.await))
+                quote!(#p::attempt(&mut __resilience_retry, #attempt).await)
             }
         } else {
-            quote!(#p::plain(#p::call_once(|| { #body })))
+            quote!(#p::blocking_attempt(&mut __resilience_retry, || { #body }))
         };
         let step_name = match (asyncness, self.retry_if.is_some()) {
             (true, false) => "retry_step",
