@@ -392,23 +392,51 @@ pin_project! {
         parts: Option<(P, F)>,
         mk: Mk,
         #[pin]
-        first: First<Fut, M::Cut>,
-        // Apart from `first`, so the first-try path never touches (or drops) the rest's type.
-        rest: Option<Pin<Box<S>>>,
+        first: First<Fut>,
+        // The first attempt's clock, apart from `first` so that its enum stays a plain one
+        // (a niche-encoded discriminant costs instructions on every state check).
+        deadline: Deadline<Instant>,
+        // The first attempt's timer, then the rest of the sequence: one field, so that a
+        // first-try success drops one empty slot (two made the compiler call both drops out of
+        // line). Apart from `first`, so the first-try path never touches the rest's type.
+        later: Later<S, M::Cut>,
         report: PhantomData<fn() -> O>,
+    }
+}
+
+/// What follows the first poll: nothing yet, the first attempt's timer, or the rest.
+pub(crate) enum Later<S, X> {
+    Empty,
+    Timer(Pin<Box<Timer<X>>>),
+    Rest(Pin<Box<S>>),
+}
+
+impl<S, X: Copy> Later<S, X> {
+    /// [`watch_pending`] with the timer kept in this slot.
+    #[inline(never)]
+    fn watch_pending<M: Mode<Cut = X>>(
+        &mut self,
+        policy: &RetryPolicy,
+        deadline: &mut Deadline<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<X> {
+        let mut timer = match std::mem::replace(self, Later::Empty) {
+            Later::Timer(timer) => Some(timer),
+            Later::Empty | Later::Rest(_) => None,
+        };
+        let poll = watch_pending::<M>(policy, deadline, &mut timer, cx);
+        if let (Poll::Pending, Some(timer)) = (&poll, timer) {
+            *self = Later::Timer(timer);
+        }
+        poll
     }
 }
 
 pin_project! {
     #[project = FirstProj]
-    enum First<Fut, X> {
+    enum First<Fut> {
         Start,
-        Running {
-            #[pin]
-            fut: Fut,
-            deadline: Deadline<Instant>,
-            watch: Watch<X>,
-        },
+        Running { #[pin] fut: Fut },
         Over,
     }
 }
@@ -419,7 +447,8 @@ impl<P, M: Mode, O, F, Fut, S, Mk> RetryFuture<P, M, O, F, Fut, S, Mk> {
             parts: Some((policy, f)),
             mk,
             first: First::Start,
-            rest: None,
+            deadline: Deadline::Unstarted,
+            later: Later::Empty,
             report: PhantomData,
         }
     }
@@ -441,15 +470,15 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            if let Some(rest) = this.rest.as_mut() {
+            if let Later::Rest(rest) = this.later {
                 return poll_rest::<_, O, _, _, _>(rest, cx);
             }
-            let Some((policy, f)) = this.parts.as_mut() else {
-                panic!("RetryFuture polled after completion");
-            };
-            let policy = (*policy).borrow();
             match this.first.as_mut().project() {
                 FirstProj::Start => {
+                    let Some((policy, f)) = this.parts.as_mut() else {
+                        panic!("RetryFuture polled after completion");
+                    };
+                    let policy = (*policy).borrow();
                     if let Some(token) = &policy.cancel
                         && token.is_cancelled()
                         && let Some(err) = O::cancelled_before_start()
@@ -459,17 +488,9 @@ where
                         return Poll::Ready(Err(err));
                     }
                     let fut = f();
-                    this.first.set(First::Running {
-                        fut,
-                        deadline: Deadline::Unstarted,
-                        watch: Watch::Fresh,
-                    });
+                    this.first.set(First::Running { fut });
                 }
-                FirstProj::Running {
-                    fut,
-                    deadline,
-                    watch,
-                } => {
+                FirstProj::Running { fut } => {
                     let failure = match fut.poll(cx) {
                         Poll::Ready(Ok(v)) => {
                             record_success(1);
@@ -477,18 +498,27 @@ where
                             return Poll::Ready(Ok(v));
                         }
                         Poll::Ready(Err(e)) => Failure::Error(e),
-                        Poll::Pending => match watch_pending::<M>(policy, deadline, watch, cx) {
-                            Poll::Pending => return Poll::Pending,
-                            Poll::Ready(cut) => Failure::Cut(cut),
-                        },
+                        Poll::Pending => {
+                            let Some((policy, _)) = this.parts.as_ref() else {
+                                panic!("RetryFuture polled after completion");
+                            };
+                            match this.later.watch_pending::<M>(
+                                (*policy).borrow(),
+                                this.deadline,
+                                cx,
+                            ) {
+                                Poll::Pending => return Poll::Pending,
+                                Poll::Ready(cut) => Failure::Cut(cut),
+                            }
+                        }
                     };
-                    let deadline = *deadline;
-                    // Drops the first attempt (cut or over) before the rest starts.
+                    let deadline = *this.deadline;
+                    // Drops the first attempt (cut or over) and its timer before the rest starts.
                     this.first.set(First::Over);
                     let Some((policy, f)) = this.parts.take() else {
                         panic!("RetryFuture polled after completion");
                     };
-                    *this.rest = Some(boxed_rest(this.mk, policy, f, failure, deadline));
+                    *this.later = Later::Rest(boxed_rest(this.mk, policy, f, failure, deadline));
                 }
                 FirstProj::Over => panic!("RetryFuture polled after completion"),
             }
@@ -602,13 +632,6 @@ pin_project! {
     }
 }
 
-/// An attempt's clock: `Fresh` until its first `Pending`, then `Watching` with the timer armed
-/// at that moment, if any limit applies.
-pub(crate) enum Watch<X> {
-    Fresh,
-    Watching(Option<Pin<Box<Timer<X>>>>),
-}
-
 /// After an attempt's poll returned `Pending` — the one place every async loop reads the clock
 /// for an attempt. On the first `Pending` it starts the sequence's deadline (if the policy
 /// counts it from the first attempt) and, where `M` cuts attempts, arms one timer at the earlier
@@ -624,19 +647,15 @@ pub(crate) enum Watch<X> {
 pub(crate) fn watch_pending<M: Mode>(
     policy: &RetryPolicy,
     deadline: &mut Deadline<Instant>,
-    watch: &mut Watch<M::Cut>,
+    timer: &mut Option<Pin<Box<Timer<M::Cut>>>>,
     cx: &mut Context<'_>,
 ) -> Poll<M::Cut> {
-    let timer = match watch {
-        Watch::Watching(timer) => timer,
-        Watch::Fresh => {
-            *watch = Watch::Watching(arm::<M>(policy, deadline));
-            let Watch::Watching(timer) = watch else {
-                return Poll::Pending;
-            };
-            timer
-        }
-    };
+    // Until a timer is armed this runs on each `Pending`; after the first it finds nothing to
+    // do without reading the clock (the deadline has started or never will for this attempt,
+    // and a per-attempt timeout would have armed the timer).
+    if timer.is_none() {
+        *timer = arm::<M>(policy, deadline);
+    }
     match timer {
         Some(timer) => {
             let timer = timer.as_mut().project();
@@ -697,7 +716,7 @@ pin_project! {
         fut: Fut,
         policy: &'s RetryPolicy,
         deadline: &'s mut Deadline<Instant>,
-        watch: Watch<M::Cut>,
+        timer: Option<Pin<Box<Timer<M::Cut>>>>,
     }
 }
 
@@ -710,7 +729,7 @@ impl<M: Mode, Fut: Future> Future for Attempt<'_, M, Fut> {
         match this.fut.poll(cx) {
             Poll::Ready(v) => Poll::Ready(Ok(v)),
             Poll::Pending => {
-                watch_pending::<M>(this.policy, this.deadline, this.watch, cx).map(Err)
+                watch_pending::<M>(this.policy, this.deadline, this.timer, cx).map(Err)
             }
         }
     }
@@ -956,7 +975,7 @@ impl<E: 'static> Sequence<'_, E, Instant> {
             fut,
             policy: self.policy,
             deadline: &mut self.deadline,
-            watch: Watch::Fresh,
+            timer: None,
         }
     }
 

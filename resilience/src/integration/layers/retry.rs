@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service, ServiceExt};
 
-use crate::retry::engine::{self, Deadline, Failure, Stop, Untimed, Watch};
+use crate::retry::engine::{self, Deadline, Failure, Stop, Timer, Untimed};
 use crate::retry::{RetryPolicy, Retryable};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -79,7 +79,7 @@ where
             state: State::First {
                 fut: self.inner.call(req),
                 deadline: Deadline::Unstarted,
-                watch: Watch::Fresh,
+                timer: None,
                 rest: Some(Rest {
                     service: spare,
                     req: copy,
@@ -119,7 +119,7 @@ pin_project! {
             fut: S::Future,
             // Starts at the first `Pending` (see `engine::watch_pending`).
             deadline: Deadline<tokio::time::Instant>,
-            watch: Watch<Infallible>,
+            timer: Option<Pin<Box<Timer<Infallible>>>>,
             rest: Option<Rest<S, Req>>,
         },
         // Later attempts, run by the policy's engine.
@@ -146,7 +146,7 @@ where
                 StateProj::First {
                     fut,
                     deadline,
-                    watch,
+                    timer,
                     rest,
                 } => {
                     let error = match fut.poll(cx) {
@@ -158,7 +158,7 @@ where
                                 match engine::watch_pending::<Untimed>(
                                     &rest.policy,
                                     deadline,
-                                    watch,
+                                    timer,
                                     cx,
                                 ) {
                                     Poll::Pending => {}
