@@ -8,13 +8,17 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use super::{FromTimeout, Outcome, rejected_at_runtime};
 use crate::retry::engine::{
-    Cut, CutLike, Deadline, Failure, Last, Moment, Sequence, Stop, SystemClock, Timed, Untimed,
-    Verdict, classify,
+    Attempt as EngineAttempt, Cut, CutLike, Deadline, Failure, Last, Moment, Sequence, Stop,
+    SystemClock, Timed, Untimed, Verdict, classify,
 };
 use crate::retry::{AttemptFailure, Backoff, RetryEvent, RetryPolicy, RetryPreset, Retryable};
 
@@ -191,18 +195,39 @@ where
 /// Runs one attempt of an async function that nothing cuts, under the sequence's clock (the
 /// deadline starts at the first attempt's first `Pending`, as in `RetryPolicy::run`).
 #[inline]
-pub async fn attempt<E, Fut>(
+pub fn attempt<E, Fut>(
     state: &mut RetryLoop<E, tokio::time::Instant>,
     attempt: Fut,
-) -> Plain<Fut::Output>
+) -> PlainAttempt<'_, Fut>
 where
     E: 'static,
     Fut: Future,
     Fut::Output: Outcome,
 {
-    match state.seq.attempt::<Untimed, _>(attempt).await {
-        Ok(outcome) => Plain(outcome),
-        Err(never) => match never {},
+    PlainAttempt {
+        inner: state.seq.attempt::<Untimed, _>(attempt),
+    }
+}
+
+pin_project! {
+    /// The future of [`attempt`]: hand-written rather than an `async fn`, which would add a
+    /// state machine around the engine's attempt on the attribute's first-try path.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct PlainAttempt<'s, Fut> {
+        #[pin]
+        inner: EngineAttempt<'s, Untimed, Fut>,
+    }
+}
+
+impl<Fut: Future> Future for PlainAttempt<'_, Fut> {
+    type Output = Plain<Fut::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(|outcome| match outcome {
+            Ok(outcome) => Plain(outcome),
+            Err(never) => match never {},
+        })
     }
 }
 

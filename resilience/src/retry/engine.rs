@@ -420,9 +420,14 @@ impl<S, X: Copy> Later<S, X> {
         deadline: &mut Deadline<Instant>,
         cx: &mut Context<'_>,
     ) -> Poll<X> {
-        let mut timer = match std::mem::replace(self, Later::Empty) {
-            Later::Timer(timer) => Some(timer),
-            Later::Empty | Later::Rest(_) => None,
+        let mut timer = match self {
+            Later::Empty => None,
+            Later::Timer(_) => match std::mem::replace(self, Later::Empty) {
+                Later::Timer(timer) => Some(timer),
+                Later::Empty | Later::Rest(_) => None,
+            },
+            // Not while the first attempt runs: the rest starts after it.
+            Later::Rest(_) => return Poll::Pending,
         };
         let poll = watch_pending::<M>(policy, deadline, &mut timer, cx);
         if let (Poll::Pending, Some(timer)) = (&poll, timer) {
