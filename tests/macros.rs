@@ -245,11 +245,11 @@ async fn hangs(calls: &AtomicU32) -> Result<(), Error> {
 async fn with_attempt_timeouts_the_deadline_cuts_a_running_attempt() {
     let calls = AtomicU32::new(0);
     let start = Instant::now();
-    // Attempt 1 is cut at 1000 ms; the deadline then runs to 2500 ms. Attempt 2 runs
-    // 1010..2010 (cut), attempt 3 starts at 2020 and is cut by the deadline at 2500, not at 3020.
+    // The deadline counts from the first attempt: 1500 ms. Attempt 1 is cut at 1000 ms;
+    // attempt 2 starts at 1010 and is cut by the deadline at 1500, not at 2010.
     assert_eq!(hangs(&calls).await, Err(Error::TimedOut));
-    assert_eq!(calls.load(Ordering::SeqCst), 3);
-    assert_eq!(start.elapsed(), Duration::from_millis(2500));
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(start.elapsed(), Duration::from_millis(1500));
 }
 
 #[retry(

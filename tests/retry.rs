@@ -220,7 +220,7 @@ async fn deadline_stops_a_wait_that_would_cross_it() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_cuts_a_running_attempt() {
-    // Deadline counts from the first failure (at t = 0 here); attempt 2 hangs and is cut at 3 s.
+    // The deadline counts from the first attempt (at t = 0); attempt 2 hangs and is cut at 3 s.
     let policy = fixed(5, S).total_timeout(3 * S).build().unwrap();
     let start = Instant::now();
     let mut calls = 0;
@@ -253,8 +253,12 @@ async fn deadline_cuts_a_running_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_from_first_failure_excludes_the_first_attempt() {
-    let policy = fixed(5, S).total_timeout(2 * S).build().unwrap();
-    assert_eq!(policy.deadline_start(), DeadlineStart::FirstFailure);
+    // The opt-in: the behaviour before the default became FirstAttempt.
+    let policy = fixed(5, S)
+        .total_timeout(2 * S)
+        .deadline_start(DeadlineStart::FirstFailure)
+        .build()
+        .unwrap();
     let start = Instant::now();
     let mut calls = 0;
     let result: Result<(), _> = policy
@@ -274,11 +278,8 @@ async fn deadline_from_first_failure_excludes_the_first_attempt() {
 
 #[tokio::test(start_paused = true)]
 async fn deadline_from_first_attempt_cuts_the_first_attempt() {
-    let policy = fixed(5, S)
-        .total_timeout(2 * S)
-        .deadline_start(DeadlineStart::FirstAttempt)
-        .build()
-        .unwrap();
+    let policy = fixed(5, S).total_timeout(2 * S).build().unwrap();
+    assert_eq!(policy.deadline_start(), DeadlineStart::FirstAttempt);
     let start = Instant::now();
     let result: Result<(), RetryError<ApiError>> = policy.retry(std::future::pending).await;
     assert_eq!(start.elapsed(), 2 * S);

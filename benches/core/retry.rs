@@ -1,12 +1,17 @@
 //! Retry succeeding on the first try, side by side: a direct await (baseline), ours (default
-//! policy, a preset, a shared policy), `backon` and `tokio-retry` (`Retry::start`, formerly `spawn`). Every contender is awaited
-//! in the same way: criterion's `to_async` on a current-thread tokio runtime (single thread), or
-//! a loop inside `block_on` on one current-thread runtime per thread (2 threads, sharing one
-//! policy / backoff instance, `iter_custom` reporting the slower thread's time per call).
+//! policy, a preset, a shared policy), `backon` and `tokio-retry` (`Retry::start`, formerly
+//! `spawn`). Two operations: one ready on its first poll, and one that returns `Pending` once
+//! (waking itself) before its `Ok` — where ours starts the total deadline and arms its timer.
+//! Every contender is awaited in the same way: criterion's `to_async` on a current-thread tokio
+//! runtime (single thread), or a loop inside `block_on` on one current-thread runtime per thread
+//! (2 threads, sharing one policy / backoff instance, `iter_custom` reporting the slower
+//! thread's time per call).
 use std::future::Future;
 use std::hint::black_box;
 use std::io;
+use std::pin::Pin;
 use std::sync::{Arc, Barrier};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use backon::{ExponentialBuilder, Retryable as _};
@@ -18,6 +23,29 @@ use tokio_retry::strategy::{ExponentialBackoff, jitter};
 /// The operation: an immediately ready `Ok`, so the figures are the wrappers' own cost.
 async fn op() -> Result<u64, io::Error> {
     Ok(black_box(1))
+}
+
+/// An operation that returns `Pending` once, waking itself, then `Ok`: the shape of a call that
+/// does I/O, without the I/O.
+struct PendingOnce {
+    polled: bool,
+}
+
+impl Future for PendingOnce {
+    type Output = Result<u64, io::Error>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        if self.polled {
+            Poll::Ready(Ok(black_box(1)))
+        } else {
+            self.polled = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn pending_once() -> PendingOnce {
+    PendingOnce { polled: false }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -102,6 +130,31 @@ pub fn bench(c: &mut Criterion) {
             Retry::start(ExponentialBackoff::from_millis(10).map(jitter).take(3), op)
                 .await
                 .map_err(|_| ())
+        })
+    });
+    g.bench_function("direct_await_pending_once", |b| {
+        b.to_async(&rt).iter(pending_once)
+    });
+    g.bench_function("resilience_shared_pending_once", |b| {
+        b.to_async(&rt)
+            .iter(|| async { shared_policy.retry(pending_once).await.map_err(|_| ()) })
+    });
+    g.bench_function("resilience_run_pending_once", |b| {
+        b.to_async(&rt)
+            .iter(|| async { shared_policy.run(pending_once).await.map_err(|_| ()) })
+    });
+    g.bench_function("backon_pending_once", |b| {
+        b.to_async(&rt)
+            .iter(|| async { pending_once.retry(backon_builder).await.map_err(|_| ()) })
+    });
+    g.bench_function("tokio_retry_pending_once", |b| {
+        b.to_async(&rt).iter(|| async {
+            Retry::start(
+                ExponentialBackoff::from_millis(10).map(jitter).take(3),
+                pending_once,
+            )
+            .await
+            .map_err(|_| ())
         })
     });
     g.finish();

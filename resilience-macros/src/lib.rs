@@ -217,8 +217,9 @@ pub fn circuit_breaker(args: TokenStream, item: TokenStream) -> TokenStream {
 ///   refused / reset, timeouts and the like), and a `Retry-After` hint from
 ///   `Retryable::retry_after` replaces the backoff delay. `retry_if = path_or_closure`
 ///   (`Fn(&E) -> bool`) replaces the classification, and then `E` need not implement it.
-/// - `total_timeout_ms` bounds the sequence, counted from the first failure: a wait that would
-///   reach it is not started, and the last error is returned instead. `attempt_timeout_ms`
+/// - `total_timeout_ms` bounds the sequence, counted from the first attempt (as
+///   `RetryPolicy`'s default `DeadlineStart::FirstAttempt`): a wait that would reach it is not
+///   started, and the last error is returned instead. `attempt_timeout_ms`
 ///   (needs `E: From<TimeoutError>`) bounds each attempt, and with it the total deadline also
 ///   cuts a running attempt.
 /// - The body runs once per attempt, so each argument is cloned per attempt (a non-`Clone`

@@ -237,6 +237,7 @@ impl Config {
         });
         let body = inner_body(sig, &body);
         let asyncness = sig.asyncness.is_some();
+        // Each attempt runs through the sequence, which starts the total deadline with the first.
         let attempt = if asyncness {
             // Spanned on the return type: rustc blames this argument for an unmet bound on its
             // output (the error type's conversions).
@@ -246,14 +247,14 @@ impl Config {
                     krate,
                     sig,
                     "timed_attempt",
-                    quote!(&__resilience_retry, #attempt),
+                    quote!(&mut __resilience_retry, #attempt),
                 );
                 awaited(sig, timed)
             } else {
-                quote!(#p::plain(#attempt.await))
+                quote!(#p::attempt(&mut __resilience_retry, #attempt).await)
             }
         } else {
-            quote!(#p::plain(#p::call_once(|| { #body })))
+            quote!(#p::blocking_attempt(&mut __resilience_retry, || { #body }))
         };
         let step_name = match (asyncness, self.retry_if.is_some()) {
             (true, false) => "retry_step",

@@ -8,13 +8,17 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::ops::ControlFlow;
+use std::pin::Pin;
 use std::sync::OnceLock;
+use std::task::{Context, Poll};
 use std::time::Duration;
+
+use pin_project_lite::pin_project;
 
 use super::{FromTimeout, Outcome, rejected_at_runtime};
 use crate::retry::engine::{
-    Cut, CutLike, Failure, Last, Mode, Moment, Sequence, Stop, SystemClock, Timed, Verdict,
-    classify,
+    Attempt as EngineAttempt, Cut, CutLike, Deadline, Failure, Last, Moment, Sequence, Stop,
+    SystemClock, Timed, Untimed, Verdict, classify,
 };
 use crate::retry::{AttemptFailure, Backoff, RetryEvent, RetryPolicy, RetryPreset, Retryable};
 
@@ -118,10 +122,12 @@ pub struct RetryLoop<E, I> {
 }
 
 impl<E: 'static, I: Moment> RetryLoop<E, I> {
+    /// The deadline starts with the first attempt (`attempt`, `timed_attempt`,
+    /// `blocking_attempt`), as in the engine's own loops.
     #[inline]
     pub fn new(policy: &'static RetryPolicy) -> Self {
         Self {
-            seq: Sequence::starting_now(policy),
+            seq: Sequence::new(policy, Deadline::Unstarted),
         }
     }
 }
@@ -186,16 +192,63 @@ where
     }
 }
 
-/// Wraps an attempt nothing can cut (the generated code's default).
-#[inline(always)]
-pub fn plain<R>(outcome: R) -> Plain<R> {
-    Plain(outcome)
+/// Runs one attempt of an async function that nothing cuts, under the sequence's clock (the
+/// deadline starts at the first attempt's first `Pending`, as in `RetryPolicy::run`).
+#[inline]
+pub fn attempt<E, Fut>(
+    state: &mut RetryLoop<E, tokio::time::Instant>,
+    attempt: Fut,
+) -> PlainAttempt<'_, Fut>
+where
+    E: 'static,
+    Fut: Future,
+    Fut::Output: Outcome,
+{
+    PlainAttempt {
+        inner: state.seq.attempt::<Untimed, _>(attempt),
+    }
+}
+
+pin_project! {
+    /// The future of [`attempt`]: hand-written rather than an `async fn`, which would add a
+    /// state machine around the engine's attempt on the attribute's first-try path.
+    #[must_use = "futures do nothing unless polled"]
+    pub struct PlainAttempt<'s, Fut> {
+        #[pin]
+        inner: EngineAttempt<'s, Untimed, Fut>,
+    }
+}
+
+impl<Fut: Future> Future for PlainAttempt<'_, Fut> {
+    type Output = Plain<Fut::Output>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll(cx).map(|outcome| match outcome {
+            Ok(outcome) => Plain(outcome),
+            Err(never) => match never {},
+        })
+    }
+}
+
+/// Runs one attempt of a sync function: the deadline starts before the first (a blocking call
+/// cannot be watched while it runs).
+#[inline]
+pub fn blocking_attempt<E, R>(
+    state: &mut RetryLoop<E, std::time::Instant>,
+    attempt: impl FnOnce() -> R,
+) -> Plain<R>
+where
+    E: 'static,
+{
+    state.seq.before_blocking_attempt(std::time::Instant::now);
+    Plain(attempt())
 }
 
 /// Runs one attempt under the policy's per-attempt timeout and the sequence's deadline.
 #[inline]
 pub async fn timed_attempt<E, Fut>(
-    state: &RetryLoop<E, tokio::time::Instant>,
+    state: &mut RetryLoop<E, tokio::time::Instant>,
     attempt: Fut,
 ) -> TimedOutcome<Fut::Output>
 where
@@ -204,8 +257,7 @@ where
     Fut::Output: Outcome,
     <Fut::Output as Outcome>::Err: FromTimeout,
 {
-    let seq = &state.seq;
-    TimedOutcome(Timed::attempt(seq.policy(), attempt, seq.deadline()).await)
+    TimedOutcome(state.seq.attempt::<Timed, _>(attempt).await)
 }
 
 /// The decision after one attempt: `Break` with the result to return, or `Continue` with the
@@ -236,7 +288,7 @@ where
     match state.seq.judge(failure, |e| verdict(e, policy), now) {
         Ok((delay, current)) => {
             on_retry(&RetryEvent {
-                attempt: state.seq.attempt(),
+                attempt: state.seq.attempt_number(),
                 max_attempts: policy.max_attempts(),
                 delay,
                 error: match &current {

@@ -94,7 +94,13 @@ pub(crate) fn apply_jitter(base: Duration, jitter: f64, random: f64) -> Duration
     if jitter <= 0.0 || base.is_zero() {
         return base;
     }
-    let factor = (1.0 - jitter * random.clamp(0.0, 1.0)).clamp(0.0, 1.0);
+    // A NaN draw counts as 0 (no shortening): `clamp` would keep it NaN.
+    let random = if random.is_nan() {
+        0.0
+    } else {
+        random.clamp(0.0, 1.0)
+    };
+    let factor = (1.0 - jitter * random).clamp(0.0, 1.0);
     let nanos = (base.as_nanos() as f64 * factor).round() as u128;
     nanos_to_duration(nanos).min(base)
 }

@@ -18,7 +18,7 @@ use metrics::{Counter, Histogram};
 use pin_project_lite::pin_project;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::classify::Retryable;
 use super::error::{AttemptFailure, RetryError};
@@ -36,7 +36,7 @@ pub enum Cut {
 }
 
 /// What may cut an attempt: [`Cut`], or `Infallible` where nothing can.
-pub trait CutLike {
+pub trait CutLike: Copy {
     fn cut(&self) -> Cut;
 }
 
@@ -259,14 +259,14 @@ fn record_retry(policy: &RetryPolicy, attempt: u32, delay: Duration, timed_out: 
     );
 }
 
-/// How the async loop runs one attempt.
+/// What may cut the async loop's attempts: the per-attempt timeout and the total deadline
+/// ([`Timed`]), or nothing ([`Untimed`]).
 pub(crate) trait Mode {
     type Cut: CutLike;
-    fn attempt<Fut: Future>(
-        policy: &RetryPolicy,
-        fut: Fut,
-        deadline: Option<Instant>,
-    ) -> impl Future<Output = Result<Fut::Output, Self::Cut>>;
+    /// Whether attempts may be cut (a timer is armed only then).
+    const CUTS: bool;
+    /// The cut as this mode reports it (`None` where nothing may cut).
+    fn cut(cut: Cut) -> Option<Self::Cut>;
 }
 
 /// Attempts are cut by the per-attempt timeout and the total deadline.
@@ -274,40 +274,20 @@ pub(crate) struct Timed;
 
 impl Mode for Timed {
     type Cut = Cut;
-    async fn attempt<Fut: Future>(
-        policy: &RetryPolicy,
-        fut: Fut,
-        deadline: Option<Instant>,
-    ) -> Result<Fut::Output, Cut> {
-        let per = policy.attempt_timeout.and_then(|d| {
-            Instant::now()
-                .checked_add(d)
-                .map(|at| (at, Cut::Attempt(d)))
-        });
-        let total = policy.total_timeout.unwrap_or_default();
-        let limit = match (per, deadline) {
-            (Some((at, cut)), Some(dl)) if at < dl => Some((at, cut)),
-            (_, Some(dl)) => Some((dl, Cut::Deadline(total))),
-            (per, None) => per,
-        };
-        match limit {
-            None => Ok(fut.await),
-            Some((at, cut)) => tokio::time::timeout_at(at, fut).await.map_err(|_| cut),
-        }
+    const CUTS: bool = true;
+    fn cut(cut: Cut) -> Option<Cut> {
+        Some(cut)
     }
 }
 
-/// Attempts always run to completion (`RetryPolicy::run`).
+/// Attempts always run to completion (`RetryPolicy::run`, the tower layer).
 pub(crate) struct Untimed;
 
 impl Mode for Untimed {
     type Cut = Infallible;
-    async fn attempt<Fut: Future>(
-        _: &RetryPolicy,
-        fut: Fut,
-        _: Option<Instant>,
-    ) -> Result<Fut::Output, Infallible> {
-        Ok(fut.await)
+    const CUTS: bool = false;
+    fn cut(_: Cut) -> Option<Infallible> {
+        None
     }
 }
 
@@ -362,19 +342,14 @@ impl<E: From<TimeoutError>> Outcome<E, Cut> for ToErrorOrTimeout {
     }
 }
 
-/// How the boxed rest of a sequence begins: with a timed first attempt, or after the first
-/// attempt's failure.
-pub(crate) enum Begin<E, X> {
-    Timed,
-    After(Failure<E, X>),
-}
-
-/// The rest of a sequence, boxed by [`RetryFuture`] when the first attempt needs timers or has
-/// failed: everything but the first-try success lives here.
+/// The rest of a sequence after its first attempt failed (or was cut), boxed by
+/// [`RetryFuture`]: everything but the first-try success lives here. `deadline` is the
+/// sequence's deadline as the first attempt left it.
 pub(crate) async fn rest<P, M, F, Fut, T, E>(
     policy: P,
     mut f: F,
-    begin: Begin<E, M::Cut>,
+    mut failure: Failure<E, M::Cut>,
+    deadline: Deadline<Instant>,
 ) -> Result<T, Stop<E, M::Cut>>
 where
     P: Borrow<RetryPolicy>,
@@ -384,39 +359,81 @@ where
     E: Retryable + 'static,
 {
     let policy = policy.borrow();
-    let (failure, deadline) = match begin {
-        Begin::After(failure) => (failure, None),
-        Begin::Timed => {
-            let deadline = first_attempt_deadline(policy, Instant::now);
-            let failure = match M::attempt(policy, f(), deadline).await {
-                Ok(Ok(v)) => {
-                    record_success(1);
-                    return Ok(v);
-                }
-                Ok(Err(e)) => Failure::Error(e),
-                Err(x) => Failure::Cut(x),
-            };
-            (failure, deadline)
+    let mut seq = Sequence::new(policy, deadline);
+    loop {
+        let (delay, current) = seq.judge(failure, |e| classify(policy, e), Instant::now)?;
+        if !seq.wait(delay).await {
+            return Err(seq.cancelled(current));
         }
-    };
-    retry_after_failure::<M, _, _, _, _>(policy, f, failure, deadline).await
+        seq.resume(current);
+        failure = match seq.attempt::<M, _>(f()).await {
+            Ok(Ok(v)) => {
+                seq.succeeded();
+                return Ok(v);
+            }
+            Ok(Err(e)) => Failure::Error(e),
+            Err(x) => Failure::Cut(x),
+        };
+    }
 }
 
 pin_project! {
     /// The future of a retried operation. Hand-written rather than an `async fn` so the common
-    /// case — an untimed first attempt that succeeds — is one poll of the operation's future in
-    /// a small state: the policy is stored once (an `async fn` keeps its argument and its
-    /// binding, 304 bytes for an owned policy), and the rest of the sequence is boxed and only
-    /// built when a timer or a failure needs it.
+    /// case — a first attempt ready on its first poll — is one poll of the operation's future
+    /// in a small state: the policy is stored once (an `async fn` keeps its argument and its
+    /// binding, 304 bytes for an owned policy), no clock is read and no timer armed (that waits
+    /// for the first `Pending`, see [`watch_pending`]), and the rest of the sequence is boxed
+    /// and only built when the first attempt fails or is cut.
     #[must_use = "futures do nothing unless polled"]
-    pub(crate) struct RetryFuture<P, O, F, Fut, S, Mk> {
+    pub(crate) struct RetryFuture<P, M, O, F, Fut, S, Mk>
+    where
+        M: Mode,
+    {
         parts: Option<(P, F)>,
         mk: Mk,
         #[pin]
         first: First<Fut>,
-        // Apart from `first`, so the first-try path never touches (or drops) the rest's type.
-        rest: Option<Pin<Box<S>>>,
+        // The first attempt's clock, apart from `first` so that its enum stays a plain one
+        // (a niche-encoded discriminant costs instructions on every state check).
+        deadline: Deadline<Instant>,
+        // The first attempt's timer, then the rest of the sequence: one field, so that a
+        // first-try success drops one empty slot (two made the compiler call both drops out of
+        // line). Apart from `first`, so the first-try path never touches the rest's type.
+        later: Later<S, M::Cut>,
         report: PhantomData<fn() -> O>,
+    }
+}
+
+/// What follows the first poll: nothing yet, the first attempt's timer, or the rest.
+pub(crate) enum Later<S, X> {
+    Empty,
+    Timer(Pin<Box<Timer<X>>>),
+    Rest(Pin<Box<S>>),
+}
+
+impl<S, X: Copy> Later<S, X> {
+    /// [`watch_pending`] with the timer kept in this slot.
+    #[inline(never)]
+    fn watch_pending<M: Mode<Cut = X>>(
+        &mut self,
+        policy: &RetryPolicy,
+        deadline: &mut Deadline<Instant>,
+        cx: &mut Context<'_>,
+    ) -> Poll<X> {
+        let mut timer = match self {
+            Later::Empty => None,
+            Later::Timer(_) => match std::mem::replace(self, Later::Empty) {
+                Later::Timer(timer) => Some(timer),
+                Later::Empty | Later::Rest(_) => None,
+            },
+            // Not while the first attempt runs: the rest starts after it.
+            Later::Rest(_) => return Poll::Pending,
+        };
+        let poll = watch_pending::<M>(policy, deadline, &mut timer, cx);
+        if let (Poll::Pending, Some(timer)) = (&poll, timer) {
+            *self = Later::Timer(timer);
+        }
+        poll
     }
 }
 
@@ -429,26 +446,28 @@ pin_project! {
     }
 }
 
-impl<P, O, F, Fut, S, Mk> RetryFuture<P, O, F, Fut, S, Mk> {
+impl<P, M: Mode, O, F, Fut, S, Mk> RetryFuture<P, M, O, F, Fut, S, Mk> {
     pub(crate) fn new(policy: P, f: F, mk: Mk) -> Self {
         Self {
             parts: Some((policy, f)),
             mk,
             first: First::Start,
-            rest: None,
+            deadline: Deadline::Unstarted,
+            later: Later::Empty,
             report: PhantomData,
         }
     }
 }
 
-impl<P, O, F, Fut, S, Mk, T, E, X> Future for RetryFuture<P, O, F, Fut, S, Mk>
+impl<P, M, O, F, Fut, S, Mk, T, E> Future for RetryFuture<P, M, O, F, Fut, S, Mk>
 where
     P: Borrow<RetryPolicy>,
-    O: Outcome<E, X>,
+    M: Mode,
+    O: Outcome<E, M::Cut>,
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, E>>,
-    S: Future<Output = Result<T, Stop<E, X>>>,
-    Mk: Fn(P, F, Begin<E, X>) -> S,
+    S: Future<Output = Result<T, Stop<E, M::Cut>>>,
+    Mk: Fn(P, F, Failure<E, M::Cut>, Deadline<Instant>) -> S,
 {
     type Output = Result<T, O::Err>;
 
@@ -456,7 +475,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
         loop {
-            if let Some(rest) = this.rest.as_mut() {
+            if let Later::Rest(rest) = this.later {
                 return poll_rest::<_, O, _, _, _>(rest, cx);
             }
             match this.first.as_mut().project() {
@@ -473,33 +492,39 @@ where
                         this.parts.take();
                         return Poll::Ready(Err(err));
                     }
-                    if policy.first_attempt_timed() {
-                        this.first.set(First::Over);
-                        let Some((policy, f)) = this.parts.take() else {
-                            panic!("RetryFuture polled after completion");
-                        };
-                        *this.rest = Some(boxed_rest(this.mk, policy, f, Begin::Timed));
-                    } else {
-                        let fut = f();
-                        this.first.set(First::Running { fut });
-                    }
+                    let fut = f();
+                    this.first.set(First::Running { fut });
                 }
-                FirstProj::Running { fut } => match fut.poll(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Ok(v)) => {
-                        record_success(1);
-                        this.first.set(First::Over);
-                        return Poll::Ready(Ok(v));
-                    }
-                    Poll::Ready(Err(e)) => {
-                        this.first.set(First::Over);
-                        let Some((policy, f)) = this.parts.take() else {
-                            panic!("RetryFuture polled after completion");
-                        };
-                        let begin = Begin::After(Failure::Error(e));
-                        *this.rest = Some(boxed_rest(this.mk, policy, f, begin));
-                    }
-                },
+                FirstProj::Running { fut } => {
+                    let failure = match fut.poll(cx) {
+                        Poll::Ready(Ok(v)) => {
+                            record_success(1);
+                            this.first.set(First::Over);
+                            return Poll::Ready(Ok(v));
+                        }
+                        Poll::Ready(Err(e)) => Failure::Error(e),
+                        Poll::Pending => {
+                            let Some((policy, _)) = this.parts.as_ref() else {
+                                panic!("RetryFuture polled after completion");
+                            };
+                            match this.later.watch_pending::<M>(
+                                (*policy).borrow(),
+                                this.deadline,
+                                cx,
+                            ) {
+                                Poll::Pending => return Poll::Pending,
+                                Poll::Ready(cut) => Failure::Cut(cut),
+                            }
+                        }
+                    };
+                    let deadline = *this.deadline;
+                    // Drops the first attempt (cut or over) and its timer before the rest starts.
+                    this.first.set(First::Over);
+                    let Some((policy, f)) = this.parts.take() else {
+                        panic!("RetryFuture polled after completion");
+                    };
+                    *this.later = Later::Rest(boxed_rest(this.mk, policy, f, failure, deadline));
+                }
                 FirstProj::Over => panic!("RetryFuture polled after completion"),
             }
         }
@@ -521,11 +546,17 @@ where
 /// [`RetryFuture::poll`] stays small enough to inline into the caller.
 #[cold]
 #[inline(never)]
-fn boxed_rest<P, F, S, Mk, E, X>(mk: &Mk, policy: P, f: F, begin: Begin<E, X>) -> Pin<Box<S>>
+fn boxed_rest<P, F, S, Mk, E, X, I>(
+    mk: &Mk,
+    policy: P,
+    f: F,
+    failure: Failure<E, X>,
+    deadline: Deadline<I>,
+) -> Pin<Box<S>>
 where
-    Mk: Fn(P, F, Begin<E, X>) -> S,
+    Mk: Fn(P, F, Failure<E, X>, Deadline<I>) -> S,
 {
-    Box::pin(mk(policy, f, begin))
+    Box::pin(mk(policy, f, failure, deadline))
 }
 
 /// The async retry loop for `retry`, `RetryPolicy::retry`, `run` and `run_with_timeouts`, with
@@ -542,7 +573,171 @@ where
     Fut: Future<Output = Result<T, E>>,
     E: Retryable + 'static,
 {
-    RetryFuture::<P, O, F, Fut, _, _>::new(policy, f, rest::<P, M, F, Fut, T, E>)
+    RetryFuture::<P, M, O, F, Fut, _, _>::new(policy, f, rest::<P, M, F, Fut, T, E>)
+}
+
+/// The total deadline of one sequence, as far as it is known.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deadline<I> {
+    /// Not started yet: it starts when the first attempt is first seen running (its first
+    /// `Pending`, or before it for a blocking loop) under [`DeadlineStart::FirstAttempt`], and
+    /// at the first failure otherwise.
+    Unstarted,
+    /// There is none (no total timeout).
+    Never,
+    /// The instant the sequence must end by.
+    At(I),
+}
+
+impl<I: Moment> Deadline<I> {
+    /// Starts an unstarted deadline at `now` (read only then, and only with a total timeout);
+    /// returns the deadline.
+    #[inline]
+    pub(crate) fn start(&mut self, policy: &RetryPolicy, now: impl FnOnce() -> I) -> Option<I> {
+        if let Deadline::Unstarted = self {
+            *self = match policy.total_timeout {
+                // An instant past the clock's range is as good as none (the builder already
+                // turns totals of decades into none).
+                Some(total) => now()
+                    .checked_add(total)
+                    .map_or(Deadline::Never, Deadline::At),
+                None => Deadline::Never,
+            };
+        }
+        self.at()
+    }
+
+    /// Starts the deadline now if the policy counts it from the first attempt and it has not
+    /// started yet (the clock is read only then).
+    #[inline]
+    pub(crate) fn start_with_attempt(&mut self, policy: &RetryPolicy, now: impl FnOnce() -> I) {
+        if let Deadline::Unstarted = self
+            && policy.deadline_start == DeadlineStart::FirstAttempt
+            && policy.total_timeout.is_some()
+        {
+            self.start(policy, now);
+        }
+    }
+
+    /// The deadline, if started and finite.
+    pub(crate) fn at(self) -> Option<I> {
+        match self {
+            Deadline::At(at) => Some(at),
+            Deadline::Unstarted | Deadline::Never => None,
+        }
+    }
+}
+
+pin_project! {
+    /// The timer cutting one attempt at its per-attempt timeout or the total deadline.
+    pub(crate) struct Timer<X> {
+        #[pin]
+        sleep: Sleep,
+        cut: X,
+    }
+}
+
+/// After an attempt's poll returned `Pending` — the one place every async loop reads the clock
+/// for an attempt. On the first `Pending` it starts the sequence's deadline (if the policy
+/// counts it from the first attempt) and, where `M` cuts attempts, arms one timer at the earlier
+/// of the per-attempt timeout and the deadline; then it polls that timer: `Ready` with the cut
+/// when it fired.
+///
+/// Why the first `Pending` and not the attempt's start: an attempt ready on its first poll needs
+/// no deadline, and skipping the clock read (~29 ns for `Instant::now()`, ~12 ns for the TSC
+/// here) and the timer keeps the first-try path at a few nanoseconds. The time is tokio's (the
+/// timers' own clock, so paused-clock tests are exact); what the first poll spent blocking its
+/// thread before returning `Pending` is not counted (an async operation should not block).
+#[inline(never)]
+pub(crate) fn watch_pending<M: Mode>(
+    policy: &RetryPolicy,
+    deadline: &mut Deadline<Instant>,
+    timer: &mut Option<Pin<Box<Timer<M::Cut>>>>,
+    cx: &mut Context<'_>,
+) -> Poll<M::Cut> {
+    // Until a timer is armed this runs on each `Pending`; after the first it finds nothing to
+    // do without reading the clock (the deadline has started or never will for this attempt,
+    // and a per-attempt timeout would have armed the timer).
+    if timer.is_none() {
+        *timer = arm::<M>(policy, deadline);
+    }
+    match timer {
+        Some(timer) => {
+            let timer = timer.as_mut().project();
+            match timer.sleep.poll(cx) {
+                Poll::Ready(()) => Poll::Ready(*timer.cut),
+                Poll::Pending => Poll::Pending,
+            }
+        }
+        None => Poll::Pending,
+    }
+}
+
+/// At an attempt's first `Pending`: starts the deadline if it counts from the first attempt,
+/// and returns the timer for the earlier of the per-attempt timeout and the deadline, if `M`
+/// cuts attempts and either applies.
+fn arm<M: Mode>(
+    policy: &RetryPolicy,
+    deadline: &mut Deadline<Instant>,
+) -> Option<Pin<Box<Timer<M::Cut>>>> {
+    let mut now = None;
+    let mut read = || *now.get_or_insert_with(Instant::now);
+    deadline.start_with_attempt(policy, &mut read);
+    if !M::CUTS {
+        return None;
+    }
+    let per = policy
+        .attempt_timeout
+        .and_then(|d| read().checked_add(d).map(|at| (at, Cut::Attempt(d))));
+    let total = deadline
+        .at()
+        .map(|at| (at, Cut::Deadline(policy.total_timeout.unwrap_or_default())));
+    let (at, cut) = match (per, total) {
+        (Some(per), Some(total)) => {
+            if per.0 < total.0 {
+                per
+            } else {
+                total
+            }
+        }
+        (Some(one), None) | (None, Some(one)) => one,
+        (None, None) => return None,
+    };
+    let cut = M::cut(cut)?;
+    Some(Box::pin(Timer {
+        sleep: tokio::time::sleep_until(at),
+        cut,
+    }))
+}
+
+pin_project! {
+    /// One attempt of a sequence under its clock (see [`watch_pending`]): `Err` with the cut
+    /// when a timer ended it.
+    pub(crate) struct Attempt<'s, M, Fut>
+    where
+        M: Mode,
+    {
+        #[pin]
+        fut: Fut,
+        policy: &'s RetryPolicy,
+        deadline: &'s mut Deadline<Instant>,
+        timer: Option<Pin<Box<Timer<M::Cut>>>>,
+    }
+}
+
+impl<M: Mode, Fut: Future> Future for Attempt<'_, M, Fut> {
+    type Output = Result<Fut::Output, M::Cut>;
+
+    #[inline]
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        match this.fut.poll(cx) {
+            Poll::Ready(v) => Poll::Ready(Ok(v)),
+            Poll::Pending => {
+                watch_pending::<M>(this.policy, this.deadline, this.timer, cx).map(Err)
+            }
+        }
+    }
 }
 
 /// What ended an attempt other than success.
@@ -569,54 +764,40 @@ pub(crate) fn classify<E: Retryable + 'static>(policy: &RetryPolicy, e: &E) -> V
 
 /// A point in time for the deadline: tokio's (async loops, paused in tests) or std's (blocking).
 pub trait Moment: Copy + Ord {
-    fn now() -> Self;
     fn checked_add(self, d: Duration) -> Option<Self>;
 }
 
 impl Moment for Instant {
-    fn now() -> Self {
-        Instant::now()
-    }
     fn checked_add(self, d: Duration) -> Option<Self> {
         Instant::checked_add(&self, d)
     }
 }
 
 impl Moment for std::time::Instant {
-    fn now() -> Self {
-        std::time::Instant::now()
-    }
     fn checked_add(self, d: Duration) -> Option<Self> {
         std::time::Instant::checked_add(&self, d)
     }
 }
 
-/// The deadline when the policy counts it from the first attempt (reads the clock only then);
-/// otherwise it starts at the first failure, in [`Sequence::judge`].
-fn first_attempt_deadline<I: Moment>(policy: &RetryPolicy, now: impl FnOnce() -> I) -> Option<I> {
-    match (policy.total_timeout, policy.deadline_start) {
-        (Some(total), DeadlineStart::FirstAttempt) => now().checked_add(total),
-        _ => None,
-    }
-}
-
-/// One retried sequence: which attempt runs, the deadline once known, the jitter generator and
-/// the error before the current one. Every loop — async, blocking, and the code `#[retry]`
-/// generates — asks it the same two questions: after a failure, wait how long or stop how
+/// One retried sequence: which attempt runs, its deadline, the jitter generator and the error
+/// before the current one. Every loop — async, blocking, and the code `#[retry]` generates —
+/// runs its attempts through it ([`attempt`](Self::attempt) or
+/// [`before_blocking_attempt`](Self::before_blocking_attempt), which start the deadline) and
+/// asks it the same two questions: after a failure, wait how long or stop how
 /// ([`judge`](Self::judge)); and after the wait, [`resume`](Self::resume).
 pub(crate) struct Sequence<'p, E, I> {
     policy: &'p RetryPolicy,
     attempts: u32,
-    deadline: Option<I>,
+    deadline: Deadline<I>,
     rng: Option<SmallRng>,
     /// The most recent error before the current failure (kept when an attempt is cut).
     prev: Option<E>,
 }
 
 impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
-    /// A sequence whose first attempt runs now; `deadline` when it is already known.
+    /// A sequence whose first attempt runs now (`Deadline::Unstarted`) or has run.
     #[inline]
-    pub(crate) fn new(policy: &'p RetryPolicy, deadline: Option<I>) -> Self {
+    pub(crate) fn new(policy: &'p RetryPolicy, deadline: Deadline<I>) -> Self {
         Self {
             policy,
             attempts: 1,
@@ -626,25 +807,20 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
         }
     }
 
-    /// A sequence for a caller without a deadline of its own: starts it now when the policy
-    /// counts the deadline from the first attempt (reads the clock only then).
-    #[inline]
-    pub(crate) fn starting_now(policy: &'p RetryPolicy) -> Self {
-        Self::new(policy, first_attempt_deadline(policy, I::now))
-    }
-
     pub(crate) fn policy(&self) -> &'p RetryPolicy {
         self.policy
     }
 
     /// The attempt running (1-based).
-    pub(crate) fn attempt(&self) -> u32 {
+    pub(crate) fn attempt_number(&self) -> u32 {
         self.attempts
     }
 
-    /// The deadline, once known.
-    pub(crate) fn deadline(&self) -> Option<I> {
-        self.deadline
+    /// Before an attempt of a blocking loop, which cannot see it running: starts the deadline
+    /// now if it counts from the first attempt (reads the clock only then, once).
+    #[inline]
+    pub(crate) fn before_blocking_attempt(&mut self, now: impl FnOnce() -> I) {
+        self.deadline.start_with_attempt(self.policy, now);
     }
 
     /// Records a success of the current attempt.
@@ -717,14 +893,16 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
             Some(hint) => hint,
             None => policy.delay(attempts, self.draw()),
         };
-        if let Some(total) = policy.total_timeout {
+        if let Some(total) = policy.total_timeout
+            && self.deadline != Deadline::Never
+        {
             let now = now();
-            // Lazily started deadline (DeadlineStart::FirstFailure): counts from here.
-            let dl = *self
-                .deadline
-                .get_or_insert_with(|| now.checked_add(total).unwrap_or(now));
+            // Not started yet (DeadlineStart::FirstFailure, or a first attempt that failed on its
+            // first poll): it counts from here.
             // A wait that would reach the deadline is not started: no time would be left.
-            if now.checked_add(delay).is_none_or(|end| end >= dl) {
+            if let Some(dl) = self.deadline.start(policy, || now)
+                && now.checked_add(delay).is_none_or(|end| end >= dl)
+            {
                 return Err(Stop::Deadline {
                     attempts,
                     total,
@@ -770,23 +948,6 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
         self.attempts += 1;
     }
 
-    /// Waits `delay` unless the policy's token is cancelled first: `false` when cancelled.
-    pub(crate) async fn wait(&self, delay: Duration) -> bool {
-        match &self.policy.cancel {
-            Some(token) => {
-                tokio::select! {
-                    biased;
-                    () = token.cancelled() => false,
-                    () = sleep(delay) => true,
-                }
-            }
-            None => {
-                sleep(delay).await;
-                true
-            }
-        }
-    }
-
     /// [`wait`](Self::wait) for a thread: the token is seen before and after the sleep.
     pub(crate) fn wait_blocking<C: BlockingClock + ?Sized>(
         &self,
@@ -809,33 +970,35 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
     }
 }
 
-async fn retry_after_failure<M, F, Fut, T, E>(
-    policy: &RetryPolicy,
-    mut f: F,
-    mut failure: Failure<E, M::Cut>,
-    deadline: Option<Instant>,
-) -> Result<T, Stop<E, M::Cut>>
-where
-    M: Mode,
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, E>>,
-    E: Retryable + 'static,
-{
-    let mut seq = Sequence::new(policy, deadline);
-    loop {
-        let (delay, current) = seq.judge(failure, |e| classify(policy, e), Instant::now)?;
-        if !seq.wait(delay).await {
-            return Err(seq.cancelled(current));
+impl<E: 'static> Sequence<'_, E, Instant> {
+    /// Runs one attempt under the sequence's clock: the deadline starts at the first attempt's
+    /// first `Pending` (if it counts from the first attempt), and where `M` cuts attempts a timer
+    /// ends the attempt at its timeout or the deadline.
+    #[inline]
+    pub(crate) fn attempt<M: Mode, Fut: Future>(&mut self, fut: Fut) -> Attempt<'_, M, Fut> {
+        Attempt {
+            fut,
+            policy: self.policy,
+            deadline: &mut self.deadline,
+            timer: None,
         }
-        seq.resume(current);
-        failure = match M::attempt(policy, f(), seq.deadline()).await {
-            Ok(Ok(v)) => {
-                seq.succeeded();
-                return Ok(v);
+    }
+
+    /// Waits `delay` unless the policy's token is cancelled first: `false` when cancelled.
+    pub(crate) async fn wait(&self, delay: Duration) -> bool {
+        match &self.policy.cancel {
+            Some(token) => {
+                tokio::select! {
+                    biased;
+                    () = token.cancelled() => false,
+                    () = sleep(delay) => true,
+                }
             }
-            Ok(Err(e)) => Failure::Error(e),
-            Err(x) => Failure::Cut(x),
-        };
+            None => {
+                sleep(delay).await;
+                true
+            }
+        }
     }
 }
 
@@ -877,8 +1040,9 @@ where
     E: Retryable + 'static,
     C: BlockingClock + ?Sized,
 {
-    let mut seq = Sequence::new(policy, first_attempt_deadline(policy, || clock.now()));
+    let mut seq = Sequence::new(policy, Deadline::Unstarted);
     loop {
+        seq.before_blocking_attempt(|| clock.now());
         let e = match f() {
             Ok(v) => {
                 seq.succeeded();

@@ -38,10 +38,13 @@
 //! # Deadlines and timeouts
 //! - `total_timeout` bounds the sequence: a wait that would reach the deadline is not started
 //!   (the sequence ends with [`RetryError::Deadline`]), and an attempt still running at the
-//!   deadline is cut. By default ([`DeadlineStart::FirstFailure`]) the deadline counts from the
-//!   first failure, so that a first-try success never reads the clock: the first attempt is then
-//!   bounded only by `attempt_timeout`. [`DeadlineStart::FirstAttempt`] makes it cover the first
-//!   attempt too, at the price of a clock read and a timer per call.
+//!   deadline is cut. By default ([`DeadlineStart::FirstAttempt`]) the deadline counts from the
+//!   first attempt, so a first attempt that hangs ends at the deadline. Its clock starts at the
+//!   attempt's first `Pending`: an operation ready on its first poll reads no clock and arms no
+//!   timer, and what a first poll spends blocking its thread is not counted (the blocking loop
+//!   reads the clock before the first attempt instead). [`DeadlineStart::FirstFailure`] (opt-in)
+//!   counts from the first failure, leaving the first attempt to `attempt_timeout`.
+//!   `Duration::MAX` (anything from 30 years up) means no deadline.
 //! - `attempt_timeout` cuts each attempt; a cut attempt counts as a retryable failure.
 //! - Cancellation ([`RetryPolicyBuilder::cancellation`]) ends a wait at once; no further attempt
 //!   starts; a running attempt is not interrupted.
@@ -66,9 +69,11 @@
 //!   `E::from(TimeoutError { after })`, `after` being the per-attempt or total timeout.
 //!
 //! # Cost
-//! A first-try success with the default policy or a preset does not allocate, read the clock,
+//! A first attempt ready on its first poll, with any policy, does not allocate, read the clock,
 //! start a timer or touch an `Arc`: it is the operation's await plus two no-op metric handles
-//! (real ones when a `metrics` recorder was installed before the first retried call).
+//! (real ones when a `metrics` recorder was installed before the first retried call). A first
+//! attempt that returns `Pending` reads tokio's clock once and, where a limit applies to it,
+//! arms one boxed timer.
 
 mod backoff;
 pub mod classify;

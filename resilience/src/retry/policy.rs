@@ -14,15 +14,22 @@ use crate::error::ConfigError;
 /// When the total deadline (`total_timeout`) starts counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum DeadlineStart {
-    /// At the first failure (the default). A first-try success then never reads the clock
-    /// (`Instant::now()` costs more than the rest of the retry machinery together); the first
-    /// attempt is not bounded by `total_timeout` — set an `attempt_timeout` to bound it.
+    /// When the first attempt starts (the default): the deadline covers every attempt and
+    /// wait, so a first attempt that hangs ends at the deadline. An async attempt's clock starts
+    /// at its first `Pending` (one ready on its first poll reads no clock and arms no timer, and
+    /// time its first poll spends blocking the thread is not counted); a blocking loop reads the
+    /// clock before the first attempt.
     #[default]
-    FirstFailure,
-    /// When the first attempt starts: the deadline covers every attempt and wait. Costs a clock
-    /// read and a timer on every call.
     FirstAttempt,
+    /// At the first failure (opt-in; the behaviour before the default changed): the first
+    /// attempt is bounded only by `attempt_timeout`, and the deadline then bounds the retries.
+    FirstFailure,
 }
+
+/// Timeouts this long or longer mean "none" (about 30 years: tokio's own cap on a timer, far
+/// beyond any process's life), so no deadline arithmetic can overflow or reach the end of a
+/// clock's range.
+pub(crate) const NO_TIMEOUT_FROM: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
 
 /// The named retry presets. Numbers (attempts / initial delay / total timeout / max delay), all
 /// with exponential-jitter backoff, multiplier 2:
@@ -116,7 +123,7 @@ impl RetryPreset {
             jitter: Backoff::ExponentialJitter.default_jitter(),
             total_timeout: Some(total),
             attempt_timeout: None,
-            deadline_start: DeadlineStart::FirstFailure,
+            deadline_start: DeadlineStart::FirstAttempt,
             seed: None,
             hooks: None,
             cancel: None,
@@ -262,13 +269,6 @@ impl RetryPolicy {
             self.backoff
                 .base_delay(retry, self.initial_delay, self.multiplier, self.max_delay);
         apply_jitter(base, self.jitter, random)
-    }
-
-    /// Whether the first attempt needs the clock (a timeout or a deadline that includes it).
-    #[inline]
-    pub(crate) fn first_attempt_timed(&self) -> bool {
-        self.attempt_timeout.is_some()
-            || (self.total_timeout.is_some() && self.deadline_start == DeadlineStart::FirstAttempt)
     }
 
     /// The policy's predicate for `E`, falling back to [`Retryable`](super::Retryable).
@@ -423,7 +423,9 @@ impl RetryPolicyBuilder {
     }
 
     /// Deadline of the whole sequence, attempts and waits included (non-zero). See
-    /// [`deadline_start`](Self::deadline_start) for when it starts counting.
+    /// [`deadline_start`](Self::deadline_start) for when it starts counting. `Duration::MAX`
+    /// (or anything from 30 years up) means no deadline, like
+    /// [`no_total_timeout`](Self::no_total_timeout).
     pub fn total_timeout(mut self, d: Duration) -> Self {
         self.policy.total_timeout = Some(d);
         self
@@ -436,13 +438,13 @@ impl RetryPolicyBuilder {
     }
 
     /// Limit on each attempt (non-zero); an attempt running longer is cut and counts as a
-    /// retryable failure.
+    /// retryable failure. `Duration::MAX` (or anything from 30 years up) means no limit.
     pub fn attempt_timeout(mut self, d: Duration) -> Self {
         self.policy.attempt_timeout = Some(d);
         self
     }
 
-    /// When the total deadline starts counting (default [`DeadlineStart::FirstFailure`]).
+    /// When the total deadline starts counting (default [`DeadlineStart::FirstAttempt`]).
     pub fn deadline_start(mut self, start: DeadlineStart) -> Self {
         self.policy.deadline_start = start;
         self
@@ -539,6 +541,9 @@ impl RetryPolicyBuilder {
                 "must be greater than zero",
             ));
         }
+        // A timeout of decades is none: no timer is armed and no instant computed for it.
+        policy.total_timeout = policy.total_timeout.filter(|d| *d < NO_TIMEOUT_FROM);
+        policy.attempt_timeout = policy.attempt_timeout.filter(|d| *d < NO_TIMEOUT_FROM);
         policy.hooks =
             (hooks.retry_if.is_some() || !hooks.on_retry.is_empty()).then(|| Arc::new(hooks));
         Ok(policy)

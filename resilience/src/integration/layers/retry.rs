@@ -1,5 +1,6 @@
 //! Retries failed calls with a [`RetryPolicy`]; requests must be `Clone`.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::task::{Context, Poll};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service, ServiceExt};
 
+use crate::retry::engine::{self, Deadline, Failure, Stop, Timer, Untimed};
 use crate::retry::{RetryPolicy, Retryable};
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -16,10 +18,11 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// policy's backoff, attempts and deadline. The error type is unchanged: the last error is
 /// returned on giving up.
 ///
-/// The first attempt runs inline (no allocation, no clock read); only after it fails does the
-/// policy's engine take over, so the policy's total deadline counts from the first failure (its
-/// default [`DeadlineStart`](crate::retry::DeadlineStart)). To bound each attempt, put a
-/// [`TimeoutLayer`](super::TimeoutLayer) inside this layer.
+/// Attempts are never cut, as with [`RetryPolicy::run`]: the total deadline starts with the first
+/// attempt (at its first `Pending`, by default — see
+/// [`DeadlineStart`](crate::retry::DeadlineStart)) and stops waits that would cross it. To bound
+/// each attempt, put a [`TimeoutLayer`](super::TimeoutLayer) inside this layer. The first
+/// attempt runs inline (no allocation; a clock read only if it is pending).
 #[derive(Debug, Clone)]
 pub struct RetryLayer {
     policy: Arc<RetryPolicy>,
@@ -75,6 +78,8 @@ where
         RetryFuture {
             state: State::First {
                 fut: self.inner.call(req),
+                deadline: Deadline::Unstarted,
+                timer: None,
                 rest: Some(Rest {
                     service: spare,
                     req: copy,
@@ -112,6 +117,9 @@ pin_project! {
         First {
             #[pin]
             fut: S::Future,
+            // Starts at the first `Pending` (see `engine::watch_pending`).
+            deadline: Deadline<tokio::time::Instant>,
+            timer: Option<Pin<Box<Timer<Infallible>>>>,
             rest: Option<Rest<S, Req>>,
         },
         // Later attempts, run by the policy's engine.
@@ -135,17 +143,37 @@ where
         let mut state = self.project().state;
         loop {
             match state.as_mut().project() {
-                StateProj::First { fut, rest } => {
+                StateProj::First {
+                    fut,
+                    deadline,
+                    timer,
+                    rest,
+                } => {
                     let error = match fut.poll(cx) {
                         Poll::Ready(Ok(response)) => return Poll::Ready(Ok(response)),
                         Poll::Ready(Err(e)) => e,
-                        Poll::Pending => return Poll::Pending,
+                        Poll::Pending => {
+                            if let Some(rest) = rest.as_ref() {
+                                // Untimed: never ready, only starts the deadline.
+                                match engine::watch_pending::<Untimed>(
+                                    &rest.policy,
+                                    deadline,
+                                    timer,
+                                    cx,
+                                ) {
+                                    Poll::Pending => {}
+                                    Poll::Ready(never) => match never {},
+                                }
+                            }
+                            return Poll::Pending;
+                        }
                     };
                     let Some(rest) = rest.take() else {
                         return Poll::Ready(Err(error));
                     };
+                    let deadline = *deadline;
                     state.set(State::Retrying {
-                        fut: Box::pin(retry_rest(rest, error)),
+                        fut: Box::pin(retry_rest(rest, error, deadline)),
                     });
                 }
                 StateProj::Retrying { fut } => return fut.as_mut().poll(cx),
@@ -154,9 +182,14 @@ where
     }
 }
 
-/// Hands the failed first attempt to the engine as its attempt 1 (so classification, backoff,
-/// `on_retry` and metrics see it), then calls the service again for the next attempts.
-async fn retry_rest<S, Req>(rest: Rest<S, Req>, first: S::Error) -> Result<S::Response, S::Error>
+/// Hands the failed first attempt and the deadline it started to the engine's rest of a
+/// sequence (so classification, backoff, `on_retry` and metrics see it as attempt 1), which
+/// calls the service again for the next attempts.
+async fn retry_rest<S, Req>(
+    rest: Rest<S, Req>,
+    first: S::Error,
+    deadline: Deadline<tokio::time::Instant>,
+) -> Result<S::Response, S::Error>
 where
     S: Service<Req> + Clone + Send + 'static,
     S::Future: Send,
@@ -168,18 +201,8 @@ where
         req,
         policy,
     } = rest;
-    let mut first = Some(first);
-    policy
-        .run(move || {
-            let replay = first.take();
-            let service = service.clone();
-            let req = req.clone();
-            async move {
-                if let Some(error) = replay {
-                    return Err(error);
-                }
-                service.oneshot(req).await
-            }
-        })
+    let attempt = move || service.clone().oneshot(req.clone());
+    engine::rest::<_, Untimed, _, _, _, _>(policy, attempt, Failure::Error(first), deadline)
         .await
+        .map_err(Stop::into_last_error)
 }
