@@ -5,6 +5,10 @@
 //! Time: limiters on a `ManualClock`, tokio parts on a paused runtime (an outer timeout of a
 //! century stands for "hangs": it fires only when nothing else would ever happen).
 
+#[path = "support/clock_end.rs"]
+mod clock_end;
+use clock_end::longest_from;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,21 +29,6 @@ use tokio::time::Instant;
 const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Longer than any finite wait below: reaching it means "would wait forever".
 const CENTURY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-
-/// The longest duration that can be added to `from` without overflowing the clock.
-fn longest_from(from: Instant) -> Duration {
-    let nanos = |n: u128| Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32);
-    let (mut lo, mut hi) = (0u128, Duration::MAX.as_nanos());
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if from.checked_add(nanos(mid)).is_some() {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    nanos(lo)
-}
 
 /// Stands for "a duration near the end of tokio's clock" (`now + d` exists, `now + d + 1 ms`
 /// does not), which depends on `now`: [`resolve`] turns it into one inside a runtime. Where it

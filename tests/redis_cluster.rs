@@ -273,24 +273,8 @@ async fn hostile_names_keep_every_script_on_one_slot() {
     let redis = connect(&cluster).await;
     let asker = cluster.nodes()[0].port;
     let slot = |key: &str| cluster.cli(asker, &["CLUSTER", "KEYSLOT", key]);
-    let mut names: Vec<String> = [
-        "",
-        "{}",
-        "{",
-        "}",
-        "a}{b",
-        "*",
-        ":",
-        "?[x]",
-        "ключ 🔒",
-        "%",
-        "%7B",
-        "}{",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    names.push("{x}".repeat(2000));
+    let mut names = support::hostile_names();
+    names.push("}{".to_owned());
     let mut lock_slots = std::collections::HashSet::new();
     for name in &names {
         // A lock by name and a lock on a key with its own (possibly empty) tag: lock and fence

@@ -397,28 +397,6 @@ struct TeamGoal {
     goal: String,
 }
 
-/// Names that once broke a key: empty, braces, globs, separators, unicode, very long.
-fn hostile_names() -> Vec<String> {
-    let mut v: Vec<String> = [
-        "",
-        "{}",
-        "{",
-        "}",
-        "a}{b",
-        "*",
-        ":",
-        "?[x]",
-        "ключ 🔒",
-        "%",
-        "%7B",
-    ]
-    .iter()
-    .map(|s| (*s).to_owned())
-    .collect();
-    v.push("{x}".repeat(2000));
-    v
-}
-
 #[tokio::test]
 async fn an_acl_user_limited_to_the_prefix_can_use_every_operation() {
     let server = RedisServer::builder().acl_user("admin", "admin-pw").start();
@@ -456,7 +434,7 @@ async fn an_acl_user_limited_to_the_prefix_can_use_every_operation() {
             .await
             .is_err()
     );
-    for name in hostile_names() {
+    for name in support::hostile_names() {
         // A lock on a derived key (no tag, then an empty tag field), and a lock by name.
         let goal = GoalKey {
             goal_id: name.clone(),

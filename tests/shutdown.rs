@@ -1,5 +1,9 @@
 //! Shutdown coordinator: ordering, concurrency, timeouts, failures, draining (paused clock).
 
+#[path = "support/clock_end.rs"]
+mod clock_end;
+use clock_end::longest_from;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -504,21 +508,6 @@ async fn duration_max_timeouts_mean_never_and_shutdown_still_returns() {
     assert!(report.drained, "no drain deadline: waited for the guard");
     assert_eq!(started.elapsed(), 30 * YEAR);
     assert!(report.hooks.iter().all(|h| h.status.is_completed()));
-}
-
-/// The longest duration that can be added to `from` without overflowing the clock.
-fn longest_from(from: Instant) -> Duration {
-    let nanos = |n: u128| Duration::new((n / 1_000_000_000) as u64, (n % 1_000_000_000) as u32);
-    let (mut lo, mut hi) = (0u128, Duration::MAX.as_nanos());
-    while lo < hi {
-        let mid = lo + (hi - lo).div_ceil(2);
-        if from.checked_add(nanos(mid)).is_some() {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    nanos(lo)
 }
 
 #[tokio::test(start_paused = true)]

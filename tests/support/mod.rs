@@ -501,3 +501,25 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
 
 pub mod cluster;
 pub mod sentinel;
+
+/// Names that once broke a key: empty, braces, globs, separators, unicode, very long.
+pub fn hostile_names() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "",
+        "{}",
+        "{",
+        "}",
+        "a}{b",
+        "*",
+        ":",
+        "?[x]",
+        "ключ 🔒",
+        "%",
+        "%7B",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    v.push("{x}".repeat(2000));
+    v
+}
