@@ -15,6 +15,8 @@ pub mod error;
 pub mod health;
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub mod integration;
+#[cfg(feature = "jobs")]
+pub mod jobs;
 #[cfg(feature = "redis")]
 mod log_throttle;
 pub mod metrics;

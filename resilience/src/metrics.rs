@@ -31,3 +31,17 @@ pub const STATE_CLOSED: f64 = 0.0;
 pub const STATE_HALF_OPEN: f64 = 1.0;
 /// The value of [`CIRCUIT_BREAKER_STATE`] for an open breaker.
 pub const STATE_OPEN: f64 = 2.0;
+
+/// Gauge, labels `queue`, `state` (`waiting`, `active`, `delayed`, `completed`, `failed`): jobs
+/// per state, sampled by [`Queue::record_counts`](crate::jobs::Queue::record_counts) and the
+/// queue's health check.
+pub const JOB_QUEUE_JOBS: &str = "job_queue_jobs";
+/// Counter, labels `queue`, `outcome` (`completed`, `retried`, `failed`): attempts that ended.
+pub const JOB_QUEUE_PROCESSED_TOTAL: &str = "job_queue_processed_total";
+/// Histogram, seconds, labels `queue`, `name`: how long one attempt's handler ran.
+pub const JOB_QUEUE_PROCESSING_DURATION_SECONDS: &str = "job_queue_processing_duration_seconds";
+/// Histogram, seconds, label `queue`: from when a job became ready (added + delay) to its first
+/// start.
+pub const JOB_QUEUE_WAIT_DURATION_SECONDS: &str = "job_queue_wait_duration_seconds";
+/// Counter, label `queue`: jobs added to the in-memory fallback because Redis was unreachable.
+pub const JOB_QUEUE_FALLBACK_TOTAL: &str = "job_queue_fallback_total";

@@ -1,0 +1,502 @@
+//! Handlers: typed functions registered per job name, erased to one JSON-in / JSON-out shape,
+//! and the dispatch that runs them — payload decoding, timeout, panic capture, the retry decision,
+//! metrics and a tracing span per job. Both backends call this same dispatch.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::FutureExt;
+use metrics::{Counter, Histogram};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::backend::{BoxFuture, JobRun, Outcome, Processor};
+use super::error::JobError;
+use crate::metrics::{
+    JOB_QUEUE_PROCESSED_TOTAL, JOB_QUEUE_PROCESSING_DURATION_SECONDS,
+    JOB_QUEUE_WAIT_DURATION_SECONDS,
+};
+use crate::retry::{RetryPolicy, Retryable};
+use crate::timeout::{deadline_after, run_until};
+
+/// What a handler learns about the attempt it runs.
+#[derive(Debug, Clone)]
+pub struct JobContext {
+    id: String,
+    name: Arc<str>,
+    queue: Arc<str>,
+    attempt: u32,
+    max_attempts: u32,
+    timestamp_ms: u64,
+    cancel: CancellationToken,
+}
+
+impl JobContext {
+    /// The job's id: use it as an idempotency key where a handler must not act twice (delivery
+    /// is at least once).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The job's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The queue's name.
+    pub fn queue(&self) -> &str {
+        &self.queue
+    }
+
+    /// This attempt, 1-based.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Attempts the job may take in all.
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts
+    }
+
+    /// When the job was added.
+    pub fn added_at(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.timestamp_ms)
+    }
+
+    /// Fires when the worker gives up on this attempt (its timeout, or a close that ran out of
+    /// time): a handler doing long work can stop early.
+    pub fn cancellation(&self) -> &CancellationToken {
+        &self.cancel
+    }
+}
+
+/// Why a handler's attempt failed, classified while the error's type was still known.
+#[derive(Debug, Clone)]
+pub(crate) struct Failure {
+    pub error: JobError,
+    pub retryable: bool,
+    pub retry_after: Option<Duration>,
+}
+
+type Erased = Arc<
+    dyn Fn(
+            serde_json::Value,
+            JobContext,
+            RetryPolicy,
+        ) -> BoxFuture<'static, Result<serde_json::Value, Failure>>
+        + Send
+        + Sync,
+>;
+
+/// A function that runs jobs of one name, with its retry policy and timeout.
+///
+/// The payload is deserialised from JSON into `T` (a payload that does not fit fails the job at
+/// once with [`JobError::Payload`]); the `Ok` value is stored as the job's return value; an
+/// `Err` is classified by the policy's `retry_if` or by [`Retryable`], and its
+/// [`Retryable::retry_after`] hint replaces the backoff delay.
+///
+/// ```
+/// use resilience::jobs::Handler;
+/// use resilience::retry::RetryPreset;
+///
+/// #[derive(serde::Deserialize)]
+/// struct Welcome { user: u64 }
+///
+/// let handler = Handler::new("welcome", |w: Welcome| async move {
+///     Ok::<_, std::io::Error>(w.user)
+/// })
+/// .retry(RetryPreset::Patient);
+/// assert_eq!(handler.name(), "welcome");
+/// ```
+#[derive(Clone)]
+pub struct Handler {
+    pub(crate) name: Arc<str>,
+    pub(crate) retry: Option<RetryPolicy>,
+    pub(crate) timeout: Option<Duration>,
+    run: Erased,
+}
+
+impl fmt::Debug for Handler {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handler")
+            .field("name", &self.name)
+            .field("retry", &self.retry)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Handler {
+    /// A handler for jobs named `name` that takes the payload.
+    pub fn new<T, R, E, F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Retryable + fmt::Display + Send + 'static,
+        F: Fn(T) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        Self::with_context(name, move |payload: T, _ctx: JobContext| f(payload))
+    }
+
+    /// A handler for jobs named `name` that takes the payload and the [`JobContext`].
+    pub fn with_context<T, R, E, F, Fut>(name: impl Into<String>, f: F) -> Self
+    where
+        T: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+        E: Retryable + fmt::Display + Send + 'static,
+        F: Fn(T, JobContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<R, E>> + Send + 'static,
+    {
+        let run: Erased = Arc::new(move |data, ctx, policy| {
+            let payload = match serde_json::from_value::<T>(data) {
+                Ok(p) => p,
+                Err(e) => {
+                    let failure = Failure {
+                        error: JobError::Payload(e.to_string()),
+                        retryable: false,
+                        retry_after: None,
+                    };
+                    return Box::pin(std::future::ready(Err(failure)));
+                }
+            };
+            let fut = f(payload, ctx);
+            Box::pin(async move {
+                match fut.await {
+                    Ok(value) => serde_json::to_value(value).map_err(|e| Failure {
+                        error: JobError::Handler(format!(
+                            "the return value could not be serialised: {e}"
+                        )),
+                        retryable: false,
+                        retry_after: None,
+                    }),
+                    Err(e) => Err(Failure {
+                        retryable: policy.is_retryable(&e),
+                        retry_after: e.retry_after(),
+                        error: JobError::Handler(e.to_string()),
+                    }),
+                }
+            })
+        });
+        Self {
+            name: Arc::from(name.into()),
+            retry: None,
+            timeout: None,
+            run,
+        }
+    }
+
+    /// The retry policy that decides delays and retryability (default: the worker's, which
+    /// defaults to the `standard` preset). Attempts come from the job itself.
+    pub fn retry(mut self, policy: impl Into<RetryPolicy>) -> Self {
+        self.retry = Some(policy.into());
+        self
+    }
+
+    /// Cut each attempt after `timeout`, unless the job carries its own.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// The job name this handler runs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// The retry decision for a failed attempt: fail at once when the error is not retryable or the
+/// job has no attempt left; otherwise wait the error's `Retry-After` hint or the policy's delay.
+/// A hint longer than the policy's whole total timeout fails the job (the wait would outlast the
+/// budget the policy gives the sequence).
+pub(crate) fn decide(failure: Failure, run: &JobRun, policy: &RetryPolicy, random: f64) -> Outcome {
+    let reason = failure.error.to_string();
+    let attempt = run.attempts_made.saturating_add(1);
+    if !failure.retryable || attempt >= run.max_attempts {
+        return Outcome::Fail { reason };
+    }
+    let delay = match failure.retry_after {
+        Some(hint) => {
+            if policy.total_timeout().is_some_and(|total| hint > total) {
+                return Outcome::Fail {
+                    reason: format!(
+                        "{reason} (its retry-after hint {hint:?} exceeds the policy's total timeout)"
+                    ),
+                };
+            }
+            hint
+        }
+        None => policy.delay(attempt, random),
+    };
+    Outcome::Retry { reason, delay }
+}
+
+/// Metric handles for one queue, resolved once per worker.
+struct QueueMetrics {
+    completed: Counter,
+    retried: Counter,
+    failed: Counter,
+    wait: Histogram,
+}
+
+impl QueueMetrics {
+    fn new(queue: &str) -> Self {
+        let q = queue.to_owned();
+        Self {
+            completed: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "completed"),
+            retried: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "retried"),
+            failed: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "failed"),
+            wait: metrics::histogram!(JOB_QUEUE_WAIT_DURATION_SECONDS, "queue" => q),
+        }
+    }
+}
+
+struct Entry {
+    handler: Handler,
+    policy: RetryPolicy,
+    duration: Histogram,
+}
+
+/// Builds the processor a backend calls: one dispatch over the worker's handlers.
+pub(crate) fn dispatcher(
+    queue: &str,
+    handlers: Vec<Handler>,
+    default_policy: RetryPolicy,
+) -> Processor {
+    let queue: Arc<str> = Arc::from(queue);
+    let table: HashMap<Arc<str>, Entry> = handlers
+        .into_iter()
+        .map(|h| {
+            let policy = h.retry.clone().unwrap_or_else(|| default_policy.clone());
+            let duration = metrics::histogram!(
+                JOB_QUEUE_PROCESSING_DURATION_SECONDS,
+                "queue" => queue.to_string(),
+                "name" => h.name.to_string()
+            );
+            (
+                h.name.clone(),
+                Entry {
+                    handler: h,
+                    policy,
+                    duration,
+                },
+            )
+        })
+        .collect();
+    let shared = Arc::new((queue.clone(), table, QueueMetrics::new(&queue)));
+    Arc::new(move |run: JobRun| {
+        let shared = shared.clone();
+        Box::pin(async move {
+            let (queue, table, m) = &*shared;
+            dispatch(queue, table, m, run).await
+        })
+    })
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+async fn dispatch(
+    queue: &Arc<str>,
+    table: &HashMap<Arc<str>, Entry>,
+    m: &QueueMetrics,
+    run: JobRun,
+) -> Outcome {
+    let Some(entry) = table.get(run.name.as_str()) else {
+        m.failed.increment(1);
+        tracing::warn!(queue = %queue, job = %run.name, id = %run.id, "no handler for this job name");
+        return Outcome::Fail {
+            reason: JobError::NoHandler(run.name).to_string(),
+        };
+    };
+    if run.attempts_made == 0 {
+        // Queue wait: from when the job became ready (added + its delay) to its first start.
+        let ready = run
+            .timestamp_ms
+            .saturating_add(u64::try_from(run.delay.as_millis()).unwrap_or(u64::MAX));
+        m.wait
+            .record(now_ms().saturating_sub(ready) as f64 / 1000.0);
+    }
+    let span = tracing::info_span!(
+        "job",
+        queue = %queue,
+        name = %run.name,
+        id = %run.id,
+        attempt = run.attempts_made + 1,
+        max_attempts = run.max_attempts,
+    );
+    let timeout = run
+        .timeout
+        .or(entry.handler.timeout)
+        .or_else(|| entry.policy.attempt_timeout());
+    let ctx = JobContext {
+        id: run.id.clone(),
+        name: entry.handler.name.clone(),
+        queue: queue.clone(),
+        attempt: run.attempts_made + 1,
+        max_attempts: run.max_attempts,
+        timestamp_ms: run.timestamp_ms,
+        cancel: run.cancel.child_token(),
+    };
+    let cancel = ctx.cancel.clone();
+    let started = tokio::time::Instant::now();
+    let attempt = (entry.handler.run)(run.data.clone(), ctx, entry.policy.clone());
+    let deadline = timeout.and_then(|t| deadline_after(started, t));
+    let result = run_until(deadline, AssertUnwindSafe(attempt).catch_unwind())
+        .instrument(span.clone())
+        .await;
+    entry.duration.record(started.elapsed().as_secs_f64());
+    let failure = match result {
+        Ok(Ok(Ok(value))) => {
+            m.completed.increment(1);
+            span.in_scope(|| tracing::debug!("job completed"));
+            return Outcome::Completed(value);
+        }
+        Ok(Ok(Err(failure))) => failure,
+        Ok(Err(panic)) => Failure {
+            error: JobError::Panicked(panic_message(&*panic)),
+            retryable: true,
+            retry_after: None,
+        },
+        Err(()) => {
+            cancel.cancel();
+            Failure {
+                error: JobError::Timeout(timeout.unwrap_or_default()),
+                retryable: true,
+                retry_after: None,
+            }
+        }
+    };
+    let outcome = decide(failure, &run, &entry.policy, rand::random::<f64>());
+    span.in_scope(|| match &outcome {
+        Outcome::Retry { reason, delay } => {
+            m.retried.increment(1);
+            tracing::info!(%reason, ?delay, "job attempt failed, will retry");
+        }
+        Outcome::Fail { reason } => {
+            m.failed.increment(1);
+            tracing::warn!(%reason, "job failed");
+        }
+        Outcome::Completed(_) => {}
+    });
+    outcome
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a non-string panic payload".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::retry::RetryPreset;
+
+    fn run(attempts_made: u32, max_attempts: u32) -> JobRun {
+        JobRun {
+            id: "1".into(),
+            name: "n".into(),
+            data: serde_json::Value::Null,
+            attempts_made,
+            max_attempts,
+            timestamp_ms: 0,
+            delay: Duration::ZERO,
+            timeout: None,
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    fn failure(retryable: bool, retry_after: Option<Duration>) -> Failure {
+        Failure {
+            error: JobError::Handler("boom".into()),
+            retryable,
+            retry_after,
+        }
+    }
+
+    #[test]
+    fn not_retryable_fails_at_once() {
+        let p = RetryPreset::Patient.policy();
+        assert_eq!(
+            decide(failure(false, None), &run(0, 5), &p, 0.5),
+            Outcome::Fail {
+                reason: "boom".into()
+            }
+        );
+    }
+
+    #[test]
+    fn last_attempt_fails_and_earlier_ones_wait_the_policy_delay() {
+        let p = RetryPolicy::builder()
+            .max_attempts(3)
+            .backoff(crate::retry::Backoff::Exponential)
+            .initial_delay(Duration::from_millis(100))
+            .build()
+            .unwrap();
+        assert_eq!(
+            decide(failure(true, None), &run(0, 3), &p, 0.0),
+            Outcome::Retry {
+                reason: "boom".into(),
+                delay: Duration::from_millis(100)
+            }
+        );
+        assert_eq!(
+            decide(failure(true, None), &run(1, 3), &p, 0.0),
+            Outcome::Retry {
+                reason: "boom".into(),
+                delay: Duration::from_millis(200)
+            }
+        );
+        assert!(matches!(
+            decide(failure(true, None), &run(2, 3), &p, 0.0),
+            Outcome::Fail { .. }
+        ));
+        // A job with one attempt (or a corrupt zero) never retries.
+        assert!(matches!(
+            decide(failure(true, None), &run(0, 1), &p, 0.0),
+            Outcome::Fail { .. }
+        ));
+        assert!(matches!(
+            decide(failure(true, None), &run(0, 0), &p, 0.0),
+            Outcome::Fail { .. }
+        ));
+    }
+
+    #[test]
+    fn retry_after_replaces_the_delay_within_the_total_timeout() {
+        let p = RetryPreset::Standard.policy(); // 30 s total
+        assert_eq!(
+            decide(
+                failure(true, Some(Duration::from_secs(7))),
+                &run(0, 3),
+                &p,
+                0.9
+            ),
+            Outcome::Retry {
+                reason: "boom".into(),
+                delay: Duration::from_secs(7)
+            }
+        );
+        assert!(matches!(
+            decide(
+                failure(true, Some(Duration::from_secs(31))),
+                &run(0, 3),
+                &p,
+                0.9
+            ),
+            Outcome::Fail { .. }
+        ));
+    }
+}

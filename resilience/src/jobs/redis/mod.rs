@@ -1,0 +1,1 @@
+//! BullMQ on Redis through bullmq-official. (Placeholder: being written.)
