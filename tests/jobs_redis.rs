@@ -266,7 +266,8 @@ async fn bulk_add_and_idempotent_ids() {
 /// Records when each attempt started and ended.
 type Attempts = Arc<Mutex<Vec<(Instant, Instant)>>>;
 
-#[tokio::test]
+// Multi-threaded: the delay hand-over must hold where tasks move between threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retryable_error_waits_the_policy_delay_then_completes() {
     let server = RedisServer::start();
     let q = queue(&server, "retry").await;
@@ -310,7 +311,8 @@ async fn retryable_error_waits_the_policy_delay_then_completes() {
     }
 }
 
-#[tokio::test]
+// Multi-threaded: the delay hand-over must hold where tasks move between threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retry_after_hint_drives_the_delay() {
     let server = RedisServer::start();
     let q = queue(&server, "hint").await;
@@ -855,4 +857,101 @@ async fn cluster_adds_and_processes_under_a_hash_tag() {
         .expect("a master for the queue's slot");
     let keys = cluster.cli(port, &["KEYS", "t/jobs:{emails}:*"]);
     assert!(keys.lines().count() > 20, "{keys}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_errors_within_the_timeout() {
+    // Accepts connections (the kernel's backlog) and never replies.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cfg = RedisConfig::builder()
+        .port(silent.local_addr().unwrap().port())
+        .connect_timeout(Duration::from_millis(700))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let e = Queue::redis("silent", &cfg).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(650) && took < Duration::from_secs(2),
+        "{took:?}"
+    );
+    assert!(matches!(e, QueueError::Unavailable(_)), "{e:?}");
+}
+
+#[tokio::test]
+async fn mutual_tls_reads_the_pem_files() {
+    let server = RedisServer::builder()
+        .password("s3cret-tls")
+        .tls_auth_clients()
+        .start();
+    let tls = server.tls_files().clone();
+    let base = || {
+        RedisConfig::builder()
+            .host("localhost")
+            .port(server.tls_port())
+            .password("s3cret-tls")
+            .tls_ca_file(&tls.ca_cert)
+            .connect_timeout(Duration::from_secs(3))
+    };
+    let cfg = base()
+        .tls_client_cert(&tls.client_cert, &tls.client_key)
+        .build()
+        .unwrap();
+    let q = Queue::redis("tls", &cfg).await.unwrap();
+    let id = q.add("n", &20u32, JobOptions::new()).await.unwrap();
+    let w = builder(&q)
+        .handle("n", |n: u32| async move { Ok::<_, TestError>(n + 1) })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        until_state(&q, &id, JobState::Completed).await.result,
+        Some(json!(21))
+    );
+    w.close(Duration::from_secs(5)).await.unwrap();
+    // A client certificate from another CA is refused: typed, not a fallback case.
+    let other = base()
+        .tls_client_cert(&tls.other_client_cert, &tls.other_client_key)
+        .build()
+        .unwrap();
+    let e = Queue::redis("tls", &other).await.unwrap_err();
+    assert!(matches!(e, QueueError::Redis(_)), "{e:?}");
+    assert!(!format!("{e:?}").contains("s3cret-tls"), "{e:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sentinel_resolves_the_master() {
+    use resilience::redis::SentinelOptions;
+    use support::sentinel::{MASTER_NAME, SentinelSetup};
+    let setup = tokio::task::block_in_place(|| SentinelSetup::start(1000));
+    let cfg = RedisJobsConfig::builder(config(1))
+        .sentinel(
+            SentinelOptions::builder(MASTER_NAME, setup.sentinel_addrs())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let q = Queue::connect("sentinel", cfg).await.unwrap();
+    let id = q.add("n", &1u32, JobOptions::new()).await.unwrap();
+    // On the master the sentinels named, not on the config's (unused) port.
+    let key = format!("t/jobs:sentinel:{id}");
+    assert_eq!(setup.cli(setup.master_port(), &["EXISTS", &key]), "1");
+    let w = builder(&q)
+        .handle("n", |n: u32| async move { Ok::<_, TestError>(n) })
+        .start()
+        .await
+        .unwrap();
+    until_state(&q, &id, JobState::Completed).await;
+    w.close(Duration::from_secs(5)).await.unwrap();
+    // A wrong master name is an error, not a hang.
+    let wrong = RedisJobsConfig::builder(config(1))
+        .sentinel(
+            SentinelOptions::builder("nope", setup.sentinel_addrs())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    assert!(Queue::connect("sentinel", wrong).await.is_err());
 }
