@@ -63,7 +63,9 @@
 //!   and again when each worker starts, then bullmq connects to that address. bullmq-official
 //!   cannot follow a later failover by itself: after one, its connections keep reconnecting to
 //!   the old address (a demoted master answers writes with `READONLY`). Rebuild the queue and
-//!   restart the workers (e.g. restart the process) after a failover.
+//!   restart the workers (e.g. restart the process) after a failover. The config's host and
+//!   port are not used; with TLS, the master's certificate must name the address the
+//!   sentinels announce.
 //! - **Memory fallback** ([`RedisJobsConfigBuilder::fallback_to_memory`], opt-in): jobs added
 //!   while on the fallback live in this process only and are **lost when it exits**; the queue
 //!   does not move back to Redis by itself.
