@@ -303,7 +303,7 @@ async fn a_job_whose_worker_process_was_killed_runs_again_on_another_worker() {
         .await
         .expect("add");
     let lock = json!({ "lock_ms": 1000, "stalled_ms": 500 });
-    let mut child = ChildWorker::spawn(&server, "crash", "hold", lock);
+    let mut child = ChildWorker::spawn(&server, "crash", "hold", lock.clone());
     let started = support::poll_until(Duration::from_secs(20), async || {
         (get_u64(&mut conn, &format!("runs:{id}")).await == 1).then_some(())
     })
@@ -326,7 +326,9 @@ async fn a_job_whose_worker_process_was_killed_runs_again_on_another_worker() {
     .await;
     let took = killed_at.elapsed();
     takeover.close(Duration::from_secs(5)).await.expect("close");
-    let job = job.unwrap_or_else(|| panic!("not completed after the crash: {:?}", queue.job(&id)));
+    let Some(job) = job else {
+        panic!("not completed after the crash: {:?}", queue.job(&id).await);
+    };
     assert_eq!(get_u64(&mut conn, &format!("runs:{id}")).await, 2, "ran exactly twice");
     let result = job.result.expect("a return value");
     assert_eq!(result["run"], 2, "{result}");
@@ -430,9 +432,9 @@ async fn ten_thousand_jobs_over_four_worker_processes_end_as_their_policy_says()
     .await;
     let processed = started.elapsed();
     let logs: Vec<String> = children.iter().map(ChildWorker::log).collect();
-    let counts = done.unwrap_or_else(|| {
-        panic!("not all settled: {:?}; logs: {logs:#?}", queue.counts())
-    });
+    let Some(counts) = done else {
+        panic!("not all settled: {:?}; logs: {logs:#?}", queue.counts().await);
+    };
     drop(children);
 
     let runs: HashMap<u64, u32> = conn.hgetall("load:runs").await.expect("runs");
