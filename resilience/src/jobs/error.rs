@@ -18,6 +18,11 @@ pub enum QueueError {
     /// any credentials removed).
     #[error("job queue backend unavailable: {0}")]
     Unavailable(String),
+    /// Redis answered but refused the connection's configuration: wrong credentials
+    /// ([`RedisError::Auth`](crate::redis::RedisError::Auth)), an untrusted certificate, a bad
+    /// TLS file, an ACL that forbids the commands. Never covered by the memory fallback.
+    #[error("job queue cannot use Redis: {0}")]
+    Redis(#[source] crate::redis::RedisError),
     /// The backend refused the operation (a BullMQ script error, a closed queue).
     #[error("job queue backend refused the operation: {0}")]
     Backend(String),

@@ -95,6 +95,27 @@ impl Queue {
         })
     }
 
+    /// A queue on Redis (BullMQ through bullmq-official), shared with Node BullMQ processes:
+    /// [`connect`](Self::connect) with the defaults for `config` (one server, BullMQ prefix from
+    /// the key prefix, no fallback). An unreachable server is [`QueueError::Unavailable`]
+    /// within the config's connect timeout; see [`redis`](super::redis) for keys and limits.
+    #[cfg(feature = "redis")]
+    pub async fn redis(name: &str, config: &crate::redis::RedisConfig) -> Result<Self, QueueError> {
+        let config = super::redis::RedisJobsConfig::builder(config.clone()).build()?;
+        Self::connect(name, config).await
+    }
+
+    /// A queue on Redis as `config` says: one server, a Cluster or a Sentinel master, the BullMQ
+    /// prefix, and the opt-in memory fallback ([`BackendKind::MemoryFallback`]).
+    #[cfg(feature = "redis")]
+    pub async fn connect(
+        name: &str,
+        config: super::redis::RedisJobsConfig,
+    ) -> Result<Self, QueueError> {
+        validate_queue_name(name)?;
+        super::redis::open(name, config).await
+    }
+
     /// A queue in the process-wide [`MemoryBroker::global`].
     pub fn memory(name: &str) -> Result<Self, QueueError> {
         Self::in_memory(name, MemoryBroker::global())

@@ -838,7 +838,7 @@ async fn run<C: ConnectionLike, T: FromRedisValue>(
     }
 }
 
-fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
+pub(crate) fn build_client(config: &RedisConfig) -> Result<Client, RedisError> {
     let addr = match &config.tls {
         None => ConnectionAddr::Tcp(config.host.clone(), config.port),
         Some(_) => ConnectionAddr::TcpTls {

@@ -66,6 +66,14 @@ pub use secret::Secret;
 pub use sentinel::{DEFAULT_MASTER_CHECK_INTERVAL, SentinelOptions, SentinelOptionsBuilder};
 pub use shared_breaker::{SharedCircuitBreaker, SharedCircuitBreakerBuilder, SharedPermit};
 
+// For the job queues' Redis backend, which connects through bullmq-official.
+#[cfg(feature = "jobs")]
+pub(crate) use client::{build_client, tls_certificates};
+#[cfg(feature = "jobs")]
+pub(crate) use error::connect_failure;
+#[cfg(feature = "jobs")]
+pub(crate) use sentinel::resolve_master;
+
 /// The underlying `redis` crate (e.g. `driver::cmd("INCR")` for [`RedisClient::query`]).
 pub use ::redis as driver;
 

@@ -370,6 +370,65 @@ impl RedisClient {
         config: RedisConfig,
         options: SentinelOptions,
     ) -> Result<Self, RedisError> {
+        let Discovery {
+            client,
+            addrs,
+            sentinel_certs,
+            label,
+        } = Discovery::new(&config, &options)?;
+        let conn = SentinelConnection {
+            shared: Arc::new(Shared {
+                client: tokio::sync::Mutex::new(client),
+                current: ArcSwapOption::empty(),
+                conn_cfg: AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(config.connect_timeout))
+                    .set_response_timeout(Some(config.response_timeout)),
+                db: config.db,
+                last_used_ms: AtomicU64::new(0),
+                epoch: Instant::now(),
+            }),
+        };
+        // Discover now, so a wrong name, wrong credentials or unreachable sentinels are
+        // reported at once.
+        let discovered = tokio::time::timeout(config.connect_timeout, conn.connection())
+            .await
+            .map_err(|_| RedisError::Timeout {
+                operation: "connect",
+                after: config.connect_timeout,
+            })?;
+        let watcher_clients = sentinel_clients(&addrs, &options, sentinel_certs.as_ref());
+        if let Err(e) = discovered {
+            return Err(discovery_failure(e, &config, &options, &watcher_clients, &label).await);
+        }
+        tokio::spawn(watch_master(
+            Arc::downgrade(&conn.shared),
+            watcher_clients,
+            options.master_name.clone(),
+            AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.response_timeout)),
+            options.master_check_interval,
+            config.response_timeout,
+        ));
+        Ok(RedisClient::from_parts(
+            Conn::Sentinel(conn),
+            &config,
+            label,
+        ))
+    }
+}
+
+/// A sentinel client for `options` with the config's credentials and TLS for the master, and
+/// what else discovery needs.
+struct Discovery {
+    client: SentinelClient,
+    addrs: Vec<ConnectionAddr>,
+    sentinel_certs: Option<TlsCertificates>,
+    label: String,
+}
+
+impl Discovery {
+    fn new(config: &RedisConfig, options: &SentinelOptions) -> Result<Self, RedisError> {
         let master_name = options.master_name.as_str();
         let sentinel_tls = options.tls.unwrap_or(config.tls.is_some());
         let data_certs = config.tls.as_ref().map(tls_certificates).transpose()?;
@@ -416,56 +475,72 @@ impl RedisClient {
             b = b.set_client_to_sentinel_certificates(certs.clone());
         }
         let client = b.build().map_err(build_err)?;
-        let conn = SentinelConnection {
-            shared: Arc::new(Shared {
-                client: tokio::sync::Mutex::new(client),
-                current: ArcSwapOption::empty(),
-                conn_cfg: AsyncConnectionConfig::new()
-                    .set_connection_timeout(Some(config.connect_timeout))
-                    .set_response_timeout(Some(config.response_timeout)),
-                db: config.db,
-                last_used_ms: AtomicU64::new(0),
-                epoch: Instant::now(),
-            }),
-        };
-        // Discover now, so a wrong name, wrong credentials or unreachable sentinels are
-        // reported at once.
-        let discovered = tokio::time::timeout(config.connect_timeout, conn.connection())
-            .await
-            .map_err(|_| RedisError::Timeout {
-                operation: "connect",
-                after: config.connect_timeout,
-            })?;
-        let watcher_clients = sentinel_clients(&addrs, &options, sentinel_certs.as_ref());
-        if let Err(e) = discovered {
-            let tls = sentinel_tls || data_certs.is_some();
-            let e = connect_failure(e, config.username.as_deref(), tls, &label);
-            // The error does not say whether a sentinel or the master refused the credentials:
-            // ask a sentinel directly.
-            if matches!(e, RedisError::Auth { .. })
-                && sentinel_refuses(&watcher_clients, config.connect_timeout).await
-            {
-                return Err(RedisError::SentinelAuth {
-                    username: options.username.clone(),
-                });
-            }
-            return Err(e);
-        }
-        tokio::spawn(watch_master(
-            Arc::downgrade(&conn.shared),
-            watcher_clients,
-            master_name.to_owned(),
-            AsyncConnectionConfig::new()
-                .set_connection_timeout(Some(config.connect_timeout))
-                .set_response_timeout(Some(config.response_timeout)),
-            options.master_check_interval,
-            config.response_timeout,
-        ));
-        Ok(RedisClient::from_parts(
-            Conn::Sentinel(conn),
-            &config,
+        Ok(Self {
+            client,
+            addrs,
+            sentinel_certs,
             label,
-        ))
+        })
+    }
+}
+
+/// A failed discovery, typed. The error does not say whether a sentinel or the master refused
+/// the credentials: a sentinel is asked directly.
+async fn discovery_failure(
+    e: ::redis::RedisError,
+    config: &RedisConfig,
+    options: &SentinelOptions,
+    sentinels: &[Client],
+    label: &str,
+) -> RedisError {
+    // TLS to the sentinels or to the master.
+    let tls = options.tls.unwrap_or(config.tls.is_some()) || config.tls.is_some();
+    let e = connect_failure(e, config.username.as_deref(), tls, label);
+    if matches!(e, RedisError::Auth { .. })
+        && sentinel_refuses(sentinels, config.connect_timeout).await
+    {
+        return RedisError::SentinelAuth {
+            username: options.username.clone(),
+        };
+    }
+    e
+}
+
+/// Asks the sentinels of `options` which server is the master now (checked by its `ROLE`,
+/// with the config's credentials), for clients that connect to it by address (the job
+/// queues). Bounded by the config's connect timeout; errors typed as for
+/// [`RedisClient::connect_sentinel_with`].
+#[cfg(feature = "jobs")]
+pub(crate) async fn resolve_master(
+    config: &RedisConfig,
+    options: &SentinelOptions,
+) -> Result<(String, u16), RedisError> {
+    let Discovery {
+        mut client,
+        addrs,
+        sentinel_certs,
+        label,
+    } = Discovery::new(config, options)?;
+    let found = tokio::time::timeout(config.connect_timeout, client.async_get_client())
+        .await
+        .map_err(|_| RedisError::Timeout {
+            operation: "connect",
+            after: config.connect_timeout,
+        })?;
+    match found {
+        Ok(master) => match master.get_connection_info().addr() {
+            ConnectionAddr::Tcp(h, p)
+            | ConnectionAddr::TcpTls {
+                host: h, port: p, ..
+            } => Ok((h.clone(), *p)),
+            _ => Err(RedisError::InvalidUrl {
+                reason: "the sentinels named a master that is not a TCP address",
+            }),
+        },
+        Err(e) => {
+            let clients = sentinel_clients(&addrs, options, sentinel_certs.as_ref());
+            Err(discovery_failure(e, config, options, &clients, &label).await)
+        }
     }
 }
 
