@@ -14,8 +14,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use resilience::jobs::redis::RedisJobsConfig;
 use resilience::jobs::{JobInfo, JobOptions, JobPriority, JobState, Queue, Worker};
 use resilience::redis::RedisConfig;
+use resilience::retry::RetryPreset;
 use resilience::shutdown::ShutdownCoordinator;
 use serde_json::{Value, json};
 use support::RedisServer;
@@ -39,6 +41,12 @@ async fn redis_queue(server: &RedisServer, prefix: &str, name: &str) -> Queue {
         .key_prefix(prefix)
         .build()
         .expect("redis config");
+    // The rule the Node side follows here is the one the backend documents and uses.
+    let jobs = RedisJobsConfig::builder(config.clone())
+        .build()
+        .expect("jobs config");
+    assert_eq!(jobs.bullmq_prefix(), node_prefix(prefix));
+    assert_eq!(jobs.bullmq_queue_name(name), name);
     Queue::redis(name, &config)
         .await
         .expect("connect the queue")
@@ -63,7 +71,12 @@ async fn node_add(server: &RedisServer, prefix: &str, queue: &str, jobs: Value) 
     serde_json::from_value(ids).expect("node add printed the ids")
 }
 
-async fn node_inspect(server: &RedisServer, prefix: &str, queue: &str, ids: &[String]) -> Vec<Value> {
+async fn node_inspect(
+    server: &RedisServer,
+    prefix: &str,
+    queue: &str,
+    ids: &[String],
+) -> Vec<Value> {
     let jobs = bullmq()
         .run(
             "inspect.mjs",
@@ -73,16 +86,25 @@ async fn node_inspect(server: &RedisServer, prefix: &str, queue: &str, ids: &[St
     serde_json::from_value(jobs).expect("node inspect printed a list")
 }
 
-/// Waits until job `id` is completed or failed; returns it.
+/// Waits until job `id` is completed or failed; returns it, read again once it was seen
+/// finished (the Redis backend's `job()` reads the job's hash and its state in two round trips,
+/// so the read that first sees the final state may carry the hash from before it; a job that
+/// is finished no longer changes, so the read after it is whole).
 async fn settled(queue: &Queue, id: &str) -> JobInfo {
-    support::poll_until(SETTLE, async || {
+    let finished = support::poll_until(SETTLE, async || {
         let job = queue.job(id).await.ok().flatten()?;
-        matches!(job.state, JobState::Completed | JobState::Failed).then_some(job)
+        matches!(job.state, JobState::Completed | JobState::Failed).then_some(())
     })
-    .await
-    .unwrap_or_else(|| {
-        panic!("job {id} did not finish within {SETTLE:?}")
-    })
+    .await;
+    assert!(
+        finished.is_some(),
+        "job {id} did not finish within {SETTLE:?}"
+    );
+    queue
+        .job(id)
+        .await
+        .expect("read the job")
+        .expect("the job is kept")
 }
 
 fn payload() -> Value {
@@ -130,7 +152,10 @@ async fn a_node_job_runs_on_our_worker_and_node_reads_our_result() {
 
     let seen = node_inspect(&server, prefix, "mail", &ids).await;
     assert_eq!(seen[0]["state"], "completed", "{seen:?}");
-    assert_eq!(seen[0]["returnvalue"], expected, "Node reads our return value");
+    assert_eq!(
+        seen[0]["returnvalue"], expected,
+        "Node reads our return value"
+    );
     assert_eq!(seen[0]["data"], payload());
 }
 
@@ -140,7 +165,11 @@ async fn our_job_runs_on_a_node_worker_and_we_read_its_result() {
     let prefix = ""; // Node's prefix is then plain `jobs`.
     let queue = redis_queue(&server, prefix, "mail").await;
     let id = queue
-        .add("greet", &payload(), JobOptions::new().priority(JobPriority::High))
+        .add(
+            "greet",
+            &payload(),
+            JobOptions::new().priority(JobPriority::High),
+        )
         .await
         .expect("add");
     assert!(!server.cli(&["KEYS", "jobs:mail:*"]).is_empty());
@@ -158,10 +187,51 @@ async fn our_job_runs_on_a_node_worker_and_we_read_its_result() {
     assert_eq!(job.data, payload(), "Node saw the payload we added");
     assert_eq!(
         job.result,
-        Some(json!({ "by": "node", "name": "greet", "data": payload() })),
+        Some(json!({ "by": "node", "name": "greet", "data": payload(), "attempt": 1 })),
         "we read Node's return value"
     );
     assert_eq!(job.priority, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_worker_retries_our_jobs_with_a_strategy_for_our_backoff_type() {
+    let server = RedisServer::start();
+    let prefix = "interop";
+    let queue = redis_queue(&server, prefix, "retry").await;
+    let plain = queue
+        .add(
+            "greet",
+            &json!(1),
+            JobOptions::new().retry(RetryPreset::Standard),
+        )
+        .await
+        .expect("add");
+    let timed = JobOptions::new()
+        .retry(RetryPreset::Standard)
+        .timeout(Duration::from_secs(5));
+    let timed = queue.add("greet", &json!(2), timed).await.expect("add");
+
+    let out = bullmq()
+        .run(
+            "work.mjs",
+            &node_config(
+                &server,
+                prefix,
+                "retry",
+                json!({ "count": 2, "fail_first": true }),
+            ),
+        )
+        .await;
+    assert_eq!(out["failed"].as_array().map(Vec::len), Some(2), "{out}");
+    for (id, data) in [(plain, 1), (timed, 2)] {
+        let job = settled(&queue, &id).await;
+        assert_eq!(job.state, JobState::Completed, "{job:?}");
+        assert_eq!(job.attempts_made, 2, "{job:?}");
+        assert_eq!(
+            job.result,
+            Some(json!({ "by": "node", "name": "greet", "data": data, "attempt": 2 }))
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,7 +246,11 @@ async fn a_node_job_without_priority_runs_before_our_prioritized_jobs() {
         ("critical", JobPriority::Critical),
     ] {
         queue
-            .add("step", &json!({ "tag": tag }), JobOptions::new().priority(priority))
+            .add(
+                "step",
+                &json!({ "tag": tag }),
+                JobOptions::new().priority(priority),
+            )
             .await
             .expect("add");
     }
@@ -212,7 +286,11 @@ async fn a_node_job_without_priority_runs_before_our_prioritized_jobs() {
     })
     .await;
     worker.close(Duration::from_secs(5)).await.expect("close");
-    assert!(all_done.is_some(), "not all 6 jobs completed: {:?}", queue.counts().await);
+    assert!(
+        all_done.is_some(),
+        "not all 6 jobs completed: {:?}",
+        queue.counts().await
+    );
     assert_eq!(
         *order.lock().expect("order lock"),
         ["node-1", "node-2", "critical", "high", "normal", "low"],
@@ -269,7 +347,11 @@ async fn a_node_payload_of_the_wrong_shape_fails_that_job_and_the_worker_goes_on
 
     let seen = node_inspect(&server, prefix, "welcome", &ids[..1]).await;
     assert_eq!(seen[0]["state"], "failed", "{seen:?}");
-    assert_eq!(seen[0]["failedReason"], json!(reason), "Node reads the same reason");
+    assert_eq!(
+        seen[0]["failedReason"],
+        json!(reason),
+        "Node reads the same reason"
+    );
 }
 
 #[test]

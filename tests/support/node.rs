@@ -69,7 +69,13 @@ fn install() -> NodeBullmq {
         )
         .expect("write package.json");
         let out = std::process::Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "--loglevel=error", PACKAGE])
+            .args([
+                "install",
+                "--no-audit",
+                "--no-fund",
+                "--loglevel=error",
+                PACKAGE,
+            ])
             .current_dir(&dir)
             .stdin(Stdio::null())
             .output()
@@ -93,7 +99,9 @@ impl NodeBullmq {
     }
 
     fn command(&self, script: &str, config: &serde_json::Value) -> Command {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/node").join(script);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/node")
+            .join(script);
         assert!(path.exists(), "no node script {}", path.display());
         let mut cmd = Command::new("node");
         cmd.arg(path)

@@ -94,7 +94,9 @@ pub(crate) async fn probe(
             tokio::time::timeout(r.connect_timeout, probe_single(&single)).await
         }
     };
-    outcome.unwrap_or_else(|_| Err(timed_out())).map_err(queue_error)
+    outcome
+        .unwrap_or_else(|_| Err(timed_out()))
+        .map_err(queue_error)
 }
 
 async fn probe_single(c: &RedisConfig) -> Result<(), RedisError> {

@@ -59,7 +59,9 @@ impl RedisQueue {
     /// The per-call deadline: the config's response timeout, one per started thousand jobs
     /// for a bulk add.
     fn deadline(&self, jobs: usize) -> Duration {
-        let per = u32::try_from(jobs.div_ceil(1000)).unwrap_or(u32::MAX).max(1);
+        let per = u32::try_from(jobs.div_ceil(1000))
+            .unwrap_or(u32::MAX)
+            .max(1);
         self.config.redis.response_timeout.saturating_mul(per)
     }
 }
@@ -101,7 +103,10 @@ fn retention(r: Retention) -> Option<RemoveOnFinish> {
             count: Some(n),
             age: None,
         } => Some(RemoveOnFinish::Count(n)),
-        Retention::Keep { count, age: Some(a) } => Some(RemoveOnFinish::Options(KeepJobs {
+        Retention::Keep {
+            count,
+            age: Some(a),
+        } => Some(RemoveOnFinish::Options(KeepJobs {
             // BullMQ's age is in whole seconds; round up, so a short age never means "none".
             age: Some(a.as_secs() + u64::from(a.subsec_nanos() > 0)),
             count,
