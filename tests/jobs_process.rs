@@ -1,303 +1,34 @@
 //! Jobs on Redis with real processes (issue 11, deliverable 8): a worker process killed with
 //! SIGKILL mid-job (the job runs again elsewhere once its lock lapses), Redis restarted mid-run
 //! with an append-only file (no job lost), 10 000 jobs over 4 worker processes with failures
-//! decided per job and attempt (every job ends as its policy says), and a worker process drained
-//! by SIGTERM (its job finishes, the rest wait for another worker).
-//!
-//! Worker processes: the test re-executes its own binary (`std::env::current_exe()`) to run the
-//! ignored test `child_worker` with its settings in the `RESILIENCE_JOBS_CHILD` variable. That
-//! works the same under `cargo test` and `cargo nextest` (each builds and knows this binary),
-//! where an example binary would not be built by `--test jobs_process`. A child exits by itself
-//! if the test process that started it goes away.
+//! decided per job and attempt (every job ends as its policy says; duplicates only where a
+//! process was killed), and a worker process drained by SIGTERM (its job finishes, the rest
+//! wait for another worker). Worker processes re-execute this binary: see `child`.
 
+#[path = "jobs_process/child.rs"]
+mod child;
+#[path = "jobs_process/load.rs"]
+mod load;
 mod support;
 
 use std::collections::HashMap;
-use std::fmt;
-use std::fs::File;
-use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
-use resilience::jobs::{Handler, JobContext, JobOptions, JobState, Queue, Worker, WorkerBuilder};
-use resilience::redis::RedisConfig;
-use resilience::redis::driver::{self, AsyncCommands, aio::MultiplexedConnection};
-use resilience::retry::{Backoff, RetryPolicy, Retryable};
+use child::{
+    ChildWorker, counters, get_u64, hold_handler, hold_job, open_queue, settings, tiny_delays,
+};
+use resilience::jobs::{JobOptions, JobState, Worker};
+use resilience::redis::driver::AsyncCommands;
 use resilience::shutdown::ShutdownCoordinator;
-use serde_json::{Value, json};
+use serde_json::json;
 use support::RedisServer;
-
-const CHILD_ENV: &str = "RESILIENCE_JOBS_CHILD";
-const PREFIX: &str = "proc";
-
-// ---------------------------------------------------------------------------------------------
-// Shared by the test process and the worker processes.
-
-async fn open_queue(url: &str, name: &str) -> Queue {
-    let config = RedisConfig::from_url(url)
-        .expect("url")
-        .key_prefix(PREFIX)
-        .build()
-        .expect("redis config");
-    Queue::redis(name, &config)
-        .await
-        .expect("connect the queue")
-}
-
-async fn counters(url: &str) -> MultiplexedConnection {
-    driver::Client::open(url)
-        .expect("redis url")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("connect for the counters")
-}
-
-/// `hold`: counts its run (`runs:<id>`), notes its start (list `started`), then on its first
-/// run only holds for the payload's `hold_ms`. Returns the run number and its process id.
-fn hold_handler(conn: MultiplexedConnection) -> Handler {
-    Handler::with_context("hold", move |data: Value, ctx: JobContext| {
-        let mut conn = conn.clone();
-        async move {
-            let run: u64 = conn.incr(format!("runs:{}", ctx.id()), 1).await?;
-            let _: u64 = conn.rpush("started", ctx.id()).await?;
-            if run == 1 {
-                let hold = data["hold_ms"].as_u64().unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(hold)).await;
-            }
-            Ok::<_, driver::RedisError>(json!({ "run": run, "pid": std::process::id() }))
-        }
-    })
-}
-
-/// The failure a `load` attempt ends with.
-#[derive(Debug)]
-struct Flaky {
-    permanent: bool,
-}
-
-impl fmt::Display for Flaky {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(if self.permanent { "permanent" } else { "flaky" })
-    }
-}
-
-impl Retryable for Flaky {
-    fn is_retryable(&self) -> bool {
-        !self.permanent
-    }
-}
-
-/// A 64-bit mix (splitmix64's finaliser): the same on every run and in every process.
-fn mix(mut x: u64) -> u64 {
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// How attempt `attempt` of load job `n` ends: `None` succeeds, else the error.
-fn fate(n: u64, attempt: u32) -> Option<Flaky> {
-    if n % 97 == 13 {
-        return Some(Flaky { permanent: true });
-    }
-    (mix(n << 8 | u64::from(attempt)) % 5 == 0).then_some(Flaky { permanent: false })
-}
-
-/// Attempts load job `n` may take: 1, 2 or 3.
-fn load_attempts(n: u64) -> u32 {
-    1 + u32::try_from(n % 3).unwrap_or(0)
-}
-
-/// What load job `n` must end as, and after how many runs.
-fn expected(n: u64) -> (JobState, u32) {
-    let max = load_attempts(n);
-    for attempt in 1..=max {
-        match fate(n, attempt) {
-            None => return (JobState::Completed, attempt),
-            Some(Flaky { permanent: true }) => return (JobState::Failed, attempt),
-            Some(_) if attempt == max => return (JobState::Failed, attempt),
-            Some(_) => {}
-        }
-    }
-    unreachable!("the last attempt returns")
-}
-
-/// `load`: counts its run in hash `load:runs`, then ends as [`fate`] says.
-fn load_handler(conn: MultiplexedConnection) -> Handler {
-    Handler::with_context("load", move |n: u64, ctx: JobContext| {
-        let mut conn = conn.clone();
-        async move {
-            let _: u64 = conn
-                .hincr("load:runs", n, 1)
-                .await
-                .expect("count the run (Redis stays up in this test)");
-            match fate(n, ctx.attempt()) {
-                None => Ok(n),
-                Some(e) => Err(e),
-            }
-        }
-    })
-}
-
-/// Retries after 2 ms, no jitter: the load test must not wait on backoff.
-fn tiny_delays() -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(3)
-        .backoff(Backoff::Fixed)
-        .initial_delay(Duration::from_millis(2))
-        .jitter(0.0)
-        .build()
-        .expect("retry policy")
-}
-
-fn settings(builder: WorkerBuilder, cfg: &Value) -> WorkerBuilder {
-    let ms = |key: &str, default: u64| Duration::from_millis(cfg[key].as_u64().unwrap_or(default));
-    builder
-        .concurrency(usize::try_from(cfg["concurrency"].as_u64().unwrap_or(1)).unwrap_or(1))
-        .lock_duration(ms("lock_ms", 30_000))
-        .stalled_interval(ms("stalled_ms", 30_000))
-        .retry(tiny_delays())
-}
-
-// ---------------------------------------------------------------------------------------------
-// The worker process.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "the worker process the other tests start (re-executing this binary); not a test"]
 async fn child_worker() {
-    let Ok(cfg) = std::env::var(CHILD_ENV) else {
-        return;
-    };
-    let cfg: Value = serde_json::from_str(&cfg).expect("child settings are JSON");
-    let url = cfg["url"].as_str().expect("url");
-    let queue = open_queue(url, cfg["queue"].as_str().expect("queue")).await;
-    let conn = counters(url).await;
-    let coordinator = ShutdownCoordinator::new();
-    let handler = match cfg["mode"].as_str() {
-        Some("hold") => hold_handler(conn.clone()),
-        Some("load") => load_handler(conn.clone()),
-        other => panic!("unknown child mode {other:?}"),
-    };
-    let _worker = settings(Worker::builder(&queue), &cfg)
-        .handler(handler)
-        .shutdown(&coordinator)
-        .start()
-        .await
-        .expect("start the worker");
-    if cfg["signals"].as_bool() == Some(true) {
-        // SIGTERM runs the shutdown (the worker's hook drains it), then exits with its code.
-        coordinator
-            .install_signal_handlers()
-            .expect("install signal handlers");
-    }
-    let _: u64 = conn
-        .clone()
-        .incr("workers:ready", 1)
-        .await
-        .expect("say ready");
-    eprintln!("child {} ready", std::process::id());
-    // Outlive nothing: stop when the test process that started us is gone.
-    let parent = std::os::unix::process::parent_id();
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if std::os::unix::process::parent_id() != parent {
-            eprintln!("child {}: parent gone, exiting", std::process::id());
-            std::process::exit(3);
-        }
-    }
+    child::child_main().await;
 }
-
-/// A worker process; killed and reaped on drop.
-struct ChildWorker {
-    child: Child,
-    log: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl ChildWorker {
-    fn spawn(server: &RedisServer, queue: &str, mode: &str, extra: Value) -> Self {
-        let mut cfg = json!({ "url": server.url(), "queue": queue, "mode": mode });
-        if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
-            cfg.extend(extra);
-        }
-        let dir = tempfile::tempdir().expect("temp dir for the child's log");
-        let log = dir.path().join("child.log");
-        let out = File::create(&log).expect("child log");
-        let err = out.try_clone().expect("child log");
-        let exe = std::env::current_exe().expect("this test binary");
-        let child = Command::new(exe)
-            .args(["child_worker", "--exact", "--ignored", "--nocapture"])
-            .args(["--test-threads", "1"])
-            .env(CHILD_ENV, cfg.to_string())
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .expect("start the worker process");
-        Self {
-            child,
-            log,
-            _dir: dir,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn sigkill(&mut self) {
-        self.child.kill().expect("SIGKILL the worker");
-        self.child.wait().expect("reap the worker");
-    }
-
-    fn sigterm(&self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.pid().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM {}", self.pid());
-    }
-
-    /// Waits (at most `limit`) for the process to exit.
-    async fn exited(&mut self, limit: Duration) -> Option<ExitStatus> {
-        support::poll_until(limit, async || self.child.try_wait().ok().flatten()).await
-    }
-}
-
-impl Drop for ChildWorker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-async fn get_u64(conn: &mut MultiplexedConnection, key: &str) -> u64 {
-    let v: Option<u64> = conn.get(key).await.expect("GET");
-    v.unwrap_or(0)
-}
-
-/// Waits until `n` worker processes said they are ready.
-async fn ready(conn: &mut MultiplexedConnection, n: u64, children: &[&ChildWorker]) {
-    let ok = support::poll_until(Duration::from_secs(30), async || {
-        (get_u64(conn, "workers:ready").await >= n).then_some(())
-    })
-    .await;
-    let logs: Vec<String> = children.iter().map(|c| c.log()).collect();
-    assert!(ok.is_some(), "worker processes not ready; logs: {logs:#?}");
-}
-
-fn hold_job(hold_ms: u64) -> Value {
-    json!({ "hold_ms": hold_ms })
-}
-
-// ---------------------------------------------------------------------------------------------
-// The tests.
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_whose_worker_process_was_killed_runs_again_on_another_worker() {
@@ -440,98 +171,58 @@ async fn no_job_is_lost_when_redis_restarts_mid_run() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_jobs_over_four_worker_processes_end_as_their_policy_says() {
-    const N: u64 = 10_000;
     let server = RedisServer::start();
-    let mut conn = counters(&server.url()).await;
-    let queue = open_queue(&server.url(), "load").await;
-    let started = Instant::now();
-    let mut ids = Vec::with_capacity(N as usize);
-    for chunk in (0..N).collect::<Vec<_>>().chunks(1000) {
-        let jobs = chunk.iter().map(|&n| {
-            let policy = RetryPolicy::builder()
-                .max_attempts(load_attempts(n))
-                .build()
-                .expect("policy");
-            (
-                "load",
-                n,
-                JobOptions::new().job_id(format!("load-{n}")).retry(policy),
-            )
-        });
-        ids.extend(queue.add_bulk(jobs).await.expect("add"));
-    }
-    let added = started.elapsed();
-    let children: Vec<ChildWorker> = (0..4)
-        .map(|_| ChildWorker::spawn(&server, "load", "load", json!({ "concurrency": 32 })))
-        .collect();
-    ready(&mut conn, 4, &children.iter().collect::<Vec<_>>()).await;
-
-    let done = support::poll_until(Duration::from_secs(60), async || {
-        let c = queue.counts().await.ok()?;
-        (c.completed + c.failed == N && c.waiting + c.active + c.delayed == 0).then_some(c)
-    })
-    .await;
-    let processed = started.elapsed();
-    let logs: Vec<String> = children.iter().map(ChildWorker::log).collect();
-    let Some(counts) = done else {
-        panic!(
-            "not all settled: {:?}; logs: {logs:#?}",
-            queue.counts().await
-        );
-    };
-    drop(children);
-
-    let runs: HashMap<u64, u32> = conn.hgetall("load:runs").await.expect("runs");
-    let jobs: Vec<_> = futures_util::stream::iter(&ids)
-        .map(|id| queue.job(id))
-        .buffered(32)
-        .collect()
-        .await;
-    let (mut wrong, mut lost, mut duplicates, mut want_failed) = (Vec::new(), 0, 0u32, 0);
-    for (n, job) in (0..N).zip(jobs) {
-        let (state, runs_expected) = expected(n);
-        want_failed += u64::from(state == JobState::Failed);
-        let ran = runs.get(&n).copied().unwrap_or(0);
-        duplicates += ran.saturating_sub(runs_expected);
-        let reason =
-            (state == JobState::Failed).then(|| fate(n, runs_expected).map(|e| e.to_string()));
-        match job.expect("read a job") {
-            None => lost += 1,
-            Some(job)
-                if job.state != state
-                    || ran < runs_expected
-                    || job.attempts_made != runs_expected
-                    || reason.is_some_and(|r| job.failed_reason != r) =>
-            {
-                wrong.push((
-                    n,
-                    job.state,
-                    state,
-                    ran,
-                    job.attempts_made,
-                    runs_expected,
-                    job.failed_reason,
-                ));
-            }
-            Some(_) => {}
-        }
-    }
-    eprintln!(
-        "load: {N} jobs added in {added:?}, all settled after {processed:?} \
-         ({counts:?}); expected failed {want_failed}; duplicates {duplicates}"
-    );
-    assert_eq!(lost, 0, "jobs lost");
+    let report = load::run(&server, false).await;
+    assert_eq!(report.lost, 0, "jobs lost");
     assert!(
-        wrong.is_empty(),
-        "{} job(s) ended otherwise than their policy says \
-         (n, state, want, runs, attempts made, want runs, reason): {:?}",
-        wrong.len(),
-        &wrong[..wrong.len().min(20)]
+        report.wrong.is_empty(),
+        "{} job(s) ended otherwise than their policy says: {:?}",
+        report.wrong.len(),
+        &report.wrong[..report.wrong.len().min(20)]
     );
-    assert_eq!(counts.failed, want_failed);
+    assert_eq!(report.counts.failed, report.want_failed);
+    assert!(
+        report.duplicates.is_empty(),
+        "no process died, so no job may run beyond its attempts: {:?}",
+        &report.duplicates[..report.duplicates.len().min(20)]
+    );
     assert_eq!(
-        duplicates, 0,
-        "no crash was induced, so no job may run beyond its attempts"
+        report.runs_per_pid.len(),
+        4,
+        "all 4 processes ran jobs: {:?}",
+        report.runs_per_pid
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_worker_process_killed_mid_run_duplicates_are_only_its_jobs() {
+    let server = RedisServer::start();
+    let report = load::run(&server, true).await;
+    let killed = report.killed.expect("one process was killed");
+    assert_eq!(report.lost, 0, "jobs lost");
+    assert!(
+        report.wrong.is_empty(),
+        "{} job(s) ended otherwise than their policy says: {:?}",
+        report.wrong.len(),
+        &report.wrong[..report.wrong.len().min(20)]
+    );
+    assert!(
+        report.runs_per_pid.get(&killed).is_some_and(|&r| r > 0),
+        "the killed process had run jobs: {:?}",
+        report.runs_per_pid
+    );
+    // At least once: a job in flight in the dead process ran again elsewhere, once.
+    for (n, extra, pids) in &report.duplicates {
+        assert!(
+            pids.contains(&killed),
+            "job {n} ran twice without a crash: {pids:?}"
+        );
+        assert_eq!(*extra, 1, "job {n} ran more than once again: {pids:?}");
+    }
+    assert!(
+        report.duplicates.len() <= load::CONCURRENCY as usize,
+        "more duplicates than the dead process had jobs in flight: {}",
+        report.duplicates.len()
     );
 }
 
@@ -566,7 +257,11 @@ async fn sigterm_drains_the_worker_process_and_leaves_the_rest_waiting() {
         "the running job finished: {job:?}"
     );
     let started: Vec<String> = conn.lrange("started", 0, -1).await.expect("started");
-    assert_eq!(started, [first.clone()], "no other job was started");
+    assert_eq!(
+        started,
+        std::slice::from_ref(&first),
+        "no other job was started"
+    );
     let counts = queue.counts().await.expect("counts");
     assert_eq!((counts.waiting, counts.active), (2, 0), "{counts:?}");
 
