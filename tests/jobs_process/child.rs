@@ -80,9 +80,14 @@ pub fn tiny_delays() -> RetryPolicy {
         .expect("retry policy")
 }
 
-/// Applies a child's settings (`concurrency`, `lock_ms`, `stalled_ms`) to a worker builder.
+/// Applies a child's settings (`concurrency`, `lock_ms`, `stalled_ms`, `shutdown_ms`) to a
+/// worker builder.
 pub fn settings(builder: WorkerBuilder, cfg: &Value) -> WorkerBuilder {
     let ms = |key: &str, default: u64| Duration::from_millis(cfg[key].as_u64().unwrap_or(default));
+    let builder = match cfg["shutdown_ms"].as_u64() {
+        Some(t) => builder.shutdown_timeout(Duration::from_millis(t)),
+        None => builder,
+    };
     builder
         .concurrency(usize::try_from(cfg["concurrency"].as_u64().unwrap_or(1)).unwrap_or(1))
         .lock_duration(ms("lock_ms", 30_000))
@@ -143,7 +148,7 @@ pub struct ChildWorker {
 
 impl ChildWorker {
     /// Starts a worker process on `queue` running `mode` (`hold` or `load`), with `extra`
-    /// settings (`concurrency`, `lock_ms`, `stalled_ms`, `signals`).
+    /// settings (`concurrency`, `lock_ms`, `stalled_ms`, `shutdown_ms`, `signals`).
     pub fn spawn(server: &RedisServer, queue: &str, mode: &str, extra: Value) -> Self {
         let mut cfg = json!({ "url": server.url(), "queue": queue, "mode": mode });
         if let (Some(cfg), Value::Object(extra)) = (cfg.as_object_mut(), extra) {
