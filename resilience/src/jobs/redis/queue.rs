@@ -183,11 +183,14 @@ impl QueueBackend for RedisQueue {
         let id = id.to_owned();
         Box::pin(async move {
             let q = self.queue()?;
+            // State first: a job seen finished has its result in the hash read after (one
+            // script moves it and writes both); the other order could pair a finished state
+            // with the hash of before.
             let fetch = async {
+                let s = q.get_job_state(&id).await?;
                 let Some(job) = q.get_job(&id).await? else {
                     return Ok(None);
                 };
-                let s = q.get_job_state(&id).await?;
                 Ok(Some((job, s)))
             };
             let Some((job, s)) = within(self.deadline(1), "job", fetch).await? else {
