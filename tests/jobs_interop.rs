@@ -86,25 +86,14 @@ async fn node_inspect(
     serde_json::from_value(jobs).expect("node inspect printed a list")
 }
 
-/// Waits until job `id` is completed or failed; returns it, read again once it was seen
-/// finished (the Redis backend's `job()` reads the job's hash and its state in two round trips,
-/// so the read that first sees the final state may carry the hash from before it; a job that
-/// is finished no longer changes, so the read after it is whole).
+/// Waits until job `id` is completed or failed; returns it.
 async fn settled(queue: &Queue, id: &str) -> JobInfo {
-    let finished = support::poll_until(SETTLE, async || {
+    let job = support::poll_until(SETTLE, async || {
         let job = queue.job(id).await.ok().flatten()?;
-        matches!(job.state, JobState::Completed | JobState::Failed).then_some(())
+        matches!(job.state, JobState::Completed | JobState::Failed).then_some(job)
     })
     .await;
-    assert!(
-        finished.is_some(),
-        "job {id} did not finish within {SETTLE:?}"
-    );
-    queue
-        .job(id)
-        .await
-        .expect("read the job")
-        .expect("the job is kept")
+    job.unwrap_or_else(|| panic!("job {id} did not finish within {SETTLE:?}"))
 }
 
 fn payload() -> Value {

@@ -70,7 +70,6 @@ async fn a_job_whose_worker_process_was_killed_runs_again_on_another_worker() {
     .await;
     let took = killed_at.elapsed();
     takeover.close(Duration::from_secs(5)).await.expect("close");
-    // Read again once completed: see `jobs_interop::settled` on the backend's two-step read.
     let job = queue.job(&id).await.expect("job").expect("kept");
     assert!(done.is_some(), "not completed after the crash: {job:?}");
     assert_eq!(
@@ -399,8 +398,6 @@ async fn a_shutdown_that_outlasts_its_timeout_lets_the_job_go_while_the_process_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "fails on the jobs-redis backend as of c5fa42f: `job()` reads the hash and the state \
-            in two round trips (torn JobInfo); un-ignore once it reads them in one step"]
 async fn a_job_read_as_it_completes_is_whole() {
     const N: u64 = 40;
     let server = RedisServer::start();

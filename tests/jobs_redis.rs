@@ -45,11 +45,7 @@ fn builder(queue: &Queue) -> resilience::jobs::WorkerBuilder {
 /// Polls until job `id` is in `state`; its info then.
 async fn until_state(queue: &Queue, id: &str, state: JobState) -> resilience::jobs::JobInfo {
     poll_until(WAIT, async || {
-        queue
-            .job(id)
-            .await
-            .unwrap()
-            .filter(|j| j.state == state)
+        queue.job(id).await.unwrap().filter(|j| j.state == state)
     })
     .await
     .unwrap_or_else(|| panic!("job {id} never reached {state:?}"))
@@ -173,9 +169,11 @@ async fn priority_then_delay_ordering() {
         .start()
         .await
         .unwrap();
-    poll_until(WAIT, async || (order.lock().unwrap().len() == 7).then_some(()))
-        .await
-        .expect("all seven processed");
+    poll_until(WAIT, async || {
+        (order.lock().unwrap().len() == 7).then_some(())
+    })
+    .await
+    .expect("all seven processed");
     w.close(Duration::from_secs(5)).await.unwrap();
     let order = order.lock().unwrap().clone();
     let names: Vec<&str> = order.iter().map(|(n, _)| n.as_str()).collect();
@@ -219,7 +217,10 @@ async fn bulk_add_and_idempotent_ids() {
         .add("n", &2000u32, JobOptions::new().job_id("welcome-42"))
         .await
         .unwrap();
-    assert_eq!((first.as_str(), again.as_str()), ("welcome-42", "welcome-42"));
+    assert_eq!(
+        (first.as_str(), again.as_str()),
+        ("welcome-42", "welcome-42")
+    );
     let bulk_again = q
         .add_bulk([("n", 3000u32, JobOptions::new().job_id("welcome-42"))])
         .await
@@ -485,7 +486,11 @@ async fn pause_and_resume_the_queue_and_a_worker() {
     let a = q.add("n", &1u32, JobOptions::new()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(q.job(&a).await.unwrap().unwrap().state, JobState::Waiting);
-    assert_eq!(q.counts().await.unwrap().waiting, 1, "paused jobs count as waiting");
+    assert_eq!(
+        q.counts().await.unwrap().waiting,
+        1,
+        "paused jobs count as waiting"
+    );
     q.resume().await.unwrap();
     until_state(&q, &a, JobState::Completed).await;
 
@@ -604,7 +609,11 @@ async fn closed_port_without_fallback_errors_within_the_timeout() {
         .unwrap();
     let started = Instant::now();
     let e = Queue::redis("down", &cfg).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
     assert!(matches!(e, QueueError::Unavailable(_)), "{e:?}");
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
@@ -710,12 +719,22 @@ async fn close_waits_for_in_flight_jobs() {
     let started = Instant::now();
     w.close(Duration::from_secs(5)).await.unwrap();
     // Done once the job was, not after bullmq's blocking read (10 s drain delay).
-    assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-    assert_eq!(q.job(&id).await.unwrap().unwrap().state, JobState::Completed);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        q.job(&id).await.unwrap().unwrap().state,
+        JobState::Completed
+    );
     // A closed worker takes nothing more.
     let next = q.add("short", &(), JobOptions::new()).await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(q.job(&next).await.unwrap().unwrap().state, JobState::Waiting);
+    assert_eq!(
+        q.job(&next).await.unwrap().unwrap().state,
+        JobState::Waiting
+    );
 }
 
 #[tokio::test]
@@ -723,9 +742,13 @@ async fn oldest_waiting_age_reads_the_next_job() {
     let server = RedisServer::start();
     let q = queue(&server, "age").await;
     assert_eq!(q.oldest_waiting_age().await.unwrap(), None);
-    q.add("n", &1u32, JobOptions::new().priority(JobPriority::Level(0)))
-        .await
-        .unwrap();
+    q.add(
+        "n",
+        &1u32,
+        JobOptions::new().priority(JobPriority::Level(0)),
+    )
+    .await
+    .unwrap();
     q.add("n", &2u32, JobOptions::new().priority(JobPriority::Low))
         .await
         .unwrap();
@@ -751,7 +774,9 @@ async fn bullmq_prefix_override_and_config_errors() {
         .build()
         .unwrap_err();
     assert_eq!(e.field, "db");
-    let e = Queue::redis("a:b", &config(server.port())).await.unwrap_err();
+    let e = Queue::redis("a:b", &config(server.port()))
+        .await
+        .unwrap_err();
     assert!(matches!(e, QueueError::Config(_)), "{e:?}");
 }
 
