@@ -47,6 +47,7 @@ pub struct ServerBuilder {
     acl_user: Option<(String, String)>,
     tls: bool,
     tls_auth_clients: bool,
+    appendonly: bool,
 }
 
 impl ServerBuilder {
@@ -73,6 +74,13 @@ impl ServerBuilder {
     pub fn tls_auth_clients(mut self) -> Self {
         self.tls = true;
         self.tls_auth_clients = true;
+        self
+    }
+
+    /// `appendonly yes` with `appendfsync always`: every acknowledged write survives a kill and
+    /// a `restart()` (the AOF lives in the server's directory).
+    pub fn appendonly(mut self) -> Self {
+        self.appendonly = true;
         self
     }
 
@@ -225,6 +233,10 @@ impl RedisServer {
             .arg(dir)
             .arg("--logfile")
             .arg(&log_path);
+        if self.options.appendonly {
+            // Later arguments win over the `--appendonly no` above.
+            cmd.args(["--appendonly", "yes", "--appendfsync", "always"]);
+        }
         if let Some(pass) = &self.options.password {
             cmd.args(["--requirepass", pass]);
         }
@@ -500,6 +512,7 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
 }
 
 pub mod cluster;
+pub mod node;
 pub mod sentinel;
 
 /// Names that once broke a key: empty, braces, globs, separators, unicode, very long.
