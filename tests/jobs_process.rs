@@ -347,10 +347,6 @@ async fn sigterm_with_a_job_outlasting_the_shutdown_timeout_leaves_it_to_another
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "racy on the facade (92c7e95) + jobs-redis (c5fa42f), fails about half the runs: \
-            the shutdown hook's timeout equals close()'s; when the hook's fires first, the \
-            coordinator aborts close() before its give-up path, and the bullmq worker goes on \
-            renewing the job's lock while the process lives"]
 async fn a_shutdown_that_outlasts_its_timeout_lets_the_job_go_while_the_process_lives() {
     let server = RedisServer::start();
     let mut conn = counters(&server.url()).await;

@@ -18,6 +18,10 @@ use crate::ConfigError;
 use crate::retry::{RetryPolicy, Retryable};
 use crate::shutdown::{Priority, ShutdownCoordinator};
 
+/// What a shutdown hook adds to the worker's close timeout, for letting go of the jobs still
+/// running when that timeout ends.
+const GIVE_UP_MARGIN: Duration = Duration::from_secs(2);
+
 /// Builds a [`Worker`]; see [`Worker::builder`].
 #[must_use = "a worker builder does nothing until `start` is called"]
 pub struct WorkerBuilder {
@@ -172,10 +176,13 @@ impl WorkerBuilder {
             .shutdown_timeout
             .unwrap_or_else(|| coordinator.config().hook_timeout());
         let hook = worker.clone();
+        // The hook outlives the close's own timeout by a margin: when in flight jobs run past
+        // it, close still has to let them go (stop renewing their locks) — cut by the
+        // coordinator at the same instant, it could leave them locked while the process lives.
         let registered = coordinator.register_with_timeout(
             format!("jobs:{}", self.queue.name),
             self.shutdown_priority,
-            timeout,
+            timeout.saturating_add(GIVE_UP_MARGIN),
             move || async move { hook.close(timeout).await },
         );
         if registered.is_err() {
