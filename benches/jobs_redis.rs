@@ -41,8 +41,14 @@ fn connection(port: u16) -> bullmq::options::RedisConnectionOptions {
 }
 
 async fn bare(port: u16, n: usize, queue_name: &str, prioritized: bool) -> Figures {
-    let opts = QueueOptions::new().connection(connection(port)).prefix("bare");
-    let queue = Arc::new(bullmq::Queue::with_options(queue_name, opts).await.expect("queue"));
+    let opts = QueueOptions::new()
+        .connection(connection(port))
+        .prefix("bare");
+    let queue = Arc::new(
+        bullmq::Queue::with_options(queue_name, opts)
+            .await
+            .expect("queue"),
+    );
     let per = n.div_ceil(PRODUCERS);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -106,7 +112,10 @@ async fn facade(port: u16, n: usize, queue_name: &str) -> Figures {
         tasks.push(tokio::spawn(async move {
             for i in (p * per)..((p + 1) * per).min(n) {
                 let payload = serde_json::json!({ "i": i });
-                queue.add("noop", &payload, JobOptions::new()).await.expect("add");
+                queue
+                    .add("noop", &payload, JobOptions::new())
+                    .await
+                    .expect("add");
             }
         }));
     }
@@ -207,7 +216,9 @@ async fn idle_cpu(port: u16, secs: u64) -> Duration {
     let config = RedisConfig::builder().port(port).build().expect("config");
     let queue = JobQueue::redis("idle", &config).await.expect("queue");
     let worker = JobWorker::builder(&queue)
-        .handle("noop", |_: serde_json::Value| async { Ok::<_, std::io::Error>(()) })
+        .handle("noop", |_: serde_json::Value| async {
+            Ok::<_, std::io::Error>(())
+        })
         .concurrency(CONCURRENCY)
         .shutdown(&ShutdownCoordinator::new())
         .start()
@@ -248,7 +259,9 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    println!("jobs on one redis-server, N = {n}, {PRODUCERS} producers, worker concurrency {CONCURRENCY}");
+    println!(
+        "jobs on one redis-server, N = {n}, {PRODUCERS} producers, worker concurrency {CONCURRENCY}"
+    );
     for round in 1..=rounds {
         println!("-- round {round}");
         let base = rt.block_on(bare(port, n, &format!("bare{round}"), true));

@@ -91,10 +91,21 @@ async fn main() -> anyhow::Result<()> {
                 async move {
                     // Every third call finds the mail server busy.
                     if n % 3 == 1 {
-                        println!("{} welcome {} attempt {}: mail server busy", since(t0), w.user, ctx.attempt());
+                        println!(
+                            "{} welcome {} attempt {}: mail server busy",
+                            since(t0),
+                            w.user,
+                            ctx.attempt()
+                        );
                         return Err(MailError::Busy);
                     }
-                    println!("{} welcome {} attempt {}: sent to {}", since(t0), w.user, ctx.attempt(), w.email);
+                    println!(
+                        "{} welcome {} attempt {}: sent to {}",
+                        since(t0),
+                        w.user,
+                        ctx.attempt(),
+                        w.email
+                    );
                     Ok(format!("sent to {}", w.email))
                 }
             })
@@ -102,7 +113,11 @@ async fn main() -> anyhow::Result<()> {
         )
         .handle("invoice", move |inv: Invoice| async move {
             if !inv.email.contains('@') {
-                println!("{} invoice {}: invalid address, not retried", since(t0), inv.order);
+                println!(
+                    "{} invoice {}: invalid address, not retried",
+                    since(t0),
+                    inv.order
+                );
                 return Err(MailError::InvalidAddress(inv.email));
             }
             println!("{} invoice {}: sent", since(t0), inv.order);
@@ -121,23 +136,66 @@ async fn main() -> anyhow::Result<()> {
     // Paused while we fill it, so the priorities decide the order.
     worker.pause();
     let digest = queue
-        .add("digest", &serde_json::json!({}), JobOptions::new().delay(Duration::from_millis(300)))
+        .add(
+            "digest",
+            &serde_json::json!({}),
+            JobOptions::new().delay(Duration::from_millis(300)),
+        )
         .await?;
     let mut ids = Vec::new();
     for user in 1..=3 {
-        let welcome = Welcome { user, email: format!("user{user}@example.com") };
-        ids.push(queue.add("welcome", &welcome, JobOptions::new().priority(JobPriority::Low)).await?);
+        let welcome = Welcome {
+            user,
+            email: format!("user{user}@example.com"),
+        };
+        ids.push(
+            queue
+                .add(
+                    "welcome",
+                    &welcome,
+                    JobOptions::new().priority(JobPriority::Low),
+                )
+                .await?,
+        );
     }
-    let good = Invoice { order: 7, email: "billing@example.com".into() };
-    let bad = Invoice { order: 8, email: "nobody".into() };
-    ids.push(queue.add("invoice", &good, JobOptions::new().priority(JobPriority::High)).await?);
-    ids.push(queue.add("invoice", &bad, JobOptions::new().priority(JobPriority::Critical)).await?);
+    let good = Invoice {
+        order: 7,
+        email: "billing@example.com".into(),
+    };
+    let bad = Invoice {
+        order: 8,
+        email: "nobody".into(),
+    };
+    ids.push(
+        queue
+            .add(
+                "invoice",
+                &good,
+                JobOptions::new().priority(JobPriority::High),
+            )
+            .await?,
+    );
+    ids.push(
+        queue
+            .add(
+                "invoice",
+                &bad,
+                JobOptions::new().priority(JobPriority::Critical),
+            )
+            .await?,
+    );
     // The same id twice is one job.
     let once = JobOptions::new().job_id("welcome-vip");
-    let vip = Welcome { user: 99, email: "vip@example.com".into() };
+    let vip = Welcome {
+        user: 99,
+        email: "vip@example.com".into(),
+    };
     let first = queue.add("welcome", &vip, once.clone()).await?;
     let again = queue.add("welcome", &vip, once).await?;
-    println!("added 7 jobs (the vip welcome twice, same id: {})", first == again);
+    println!(
+        "added 7 jobs (the vip welcome twice, same id: {})",
+        first == again
+    );
     ids.push(first);
     ids.push(digest);
     worker.resume();
@@ -169,14 +227,20 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     let counts = queue.counts().await?;
-    println!("counts: {} completed, {} failed", counts.completed, counts.failed);
+    println!(
+        "counts: {} completed, {} failed",
+        counts.completed, counts.failed
+    );
 
     let health = HealthRegistry::new();
     health.add(JobQueueHealth::new(&queue));
     println!("health: {:?}", health.check().await.status);
 
     let report = coordinator.shutdown().await;
-    println!("shutdown: {:?} (worker drained by its hook)", report.outcome);
+    println!(
+        "shutdown: {:?} (worker drained by its hook)",
+        report.outcome
+    );
     queue.close().await;
     Ok(())
 }
