@@ -333,9 +333,9 @@ fn job_spec(opts: &Options, krate: &syn::Path, queue: &LitStr, name: &LitStr) ->
     }
 }
 
-/// `__private::jobs::handler(&SPEC, |payload, ctx| f(payload[, ctx]))`. The call is spanned on
-/// the return type, so an `Ok` or error type that does not fit is reported there; the payload
-/// check on the payload's type, and the context conversion on the context parameter's type.
+/// `__private::jobs::handler::<T, ..>(&SPEC, |payload, ctx| f(payload[, ctx]))`: the call is
+/// spanned on the return type (an `Ok` or error type that does not fit is reported there), `T`
+/// on the payload's type, and the context conversion on the context parameter's type.
 fn handler(
     krate: &syn::Path,
     sig: &Signature,
@@ -343,21 +343,23 @@ fn handler(
     spec: &TokenStream,
 ) -> TokenStream {
     let ident = &sig.ident;
-    let ty = params.payload;
-    let payload = {
-        let p = private(krate, ty.span());
-        quote_spanned!(ty.span()=> #p::jobs::payload(__resilience_payload))
-    };
     let (ctx_param, call) = match params.context {
         Some(cty) => {
-            let p = private(krate, cty.span());
-            let ctx = quote_spanned!(cty.span()=> #p::jobs::context(__resilience_ctx));
-            (quote!(__resilience_ctx), quote!(#ident(#payload, #ctx)))
+            let context = respan(quote!(#krate::__private::jobs::context), cty.span());
+            let ctx = quote_spanned!(cty.span()=> #context(__resilience_ctx));
+            (
+                quote!(__resilience_ctx),
+                quote!(#ident(__resilience_payload, #ctx)),
+            )
         }
-        None => (quote!(_), quote!(#ident(#payload))),
+        None => (quote!(_), quote!(#ident(__resilience_payload))),
     };
+    let ty = params.payload;
     let span = return_span(sig);
-    let path = respan(quote!(#krate::__private::jobs::handler), span);
+    let path = respan(quote!(#krate::__private::jobs::handler::), span);
+    // `T` keeps the payload's span; the inferred `_`s (the `Ok` and error types among them) get
+    // the return type's.
+    let generics = quote_spanned!(span=> <#ty, _, _, _, _>);
     let mut args = proc_macro2::Group::new(
         proc_macro2::Delimiter::Parenthesis,
         quote! {
@@ -366,7 +368,7 @@ fn handler(
         },
     );
     args.set_span(span);
-    quote!(#path #args)
+    quote!(#path #generics #args)
 }
 
 /// `<fn>_enqueue(queue, &payload)` and `<fn>_enqueue_with(queue, &payload, opts)`, with the
@@ -392,8 +394,16 @@ fn enqueue_helpers(
         " Adds a `{name}` job to `queue`, which must be the `{queue}` queue; `opts` overrides the priority, retry preset and timeout of the `#[job]` attribute on `{base}` where it sets them."
     );
     let errors = " Fails with `QueueError::WrongQueue` on another queue, and as `Queue::add` does otherwise.";
-    let p = private(krate, payload.span());
     let jobs = quote!(#krate::__private::jobs);
+    let enqueue_fn = respan(quote!(#jobs::enqueue::<#payload>), payload.span());
+    let mut args = proc_macro2::Group::new(
+        proc_macro2::Delimiter::Parenthesis,
+        quote!(&#spec, queue, payload, opts),
+    );
+    args.set_span(payload.span());
+    let enqueue_call = quote!(#enqueue_fn #args);
+    // rustc reports an async call's unmet bound again at its `.await`: the same span merges them.
+    let awaited = quote_spanned!(payload.span()=> .await);
     quote! {
         #[doc = #doc]
         #[doc = ""]
@@ -415,7 +425,7 @@ fn enqueue_helpers(
             payload: &#payload,
             opts: #jobs::JobOptions,
         ) -> ::core::result::Result<::std::string::String, #jobs::QueueError> {
-            #p::jobs::enqueue(&#spec, queue, payload, opts).await
+            #enqueue_call #awaited
         }
     }
 }

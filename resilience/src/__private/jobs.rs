@@ -88,14 +88,9 @@ pub fn context<C: FromJobContext>(ctx: JobContext) -> C {
     C::from_job_context(ctx)
 }
 
-/// Checks the payload type where the macro spans the call (the parameter's type).
-#[inline(always)]
-pub fn payload<T: JobPayload>(payload: T) -> T {
-    payload
-}
-
 /// The handler of a `#[job]` function (`f` takes the payload and the [`JobContext`]), with the
-/// attribute's retry preset and timeout.
+/// attribute's retry preset and timeout. The macro names `T` explicitly, spanned on the payload's
+/// type, so a payload that does not fit is reported there.
 pub fn handler<T, R, E, F, Fut>(spec: &JobSpec, f: F) -> Handler
 where
     T: JobPayload,
@@ -108,23 +103,6 @@ where
     match spec.timeout {
         Some(timeout) => handler.timeout(timeout),
         None => handler,
-    }
-}
-
-impl JobSpec {
-    /// `opts` with the attribute's priority, retry preset and timeout wherever `opts` leaves
-    /// them unset.
-    pub fn options(&self, mut opts: JobOptions) -> JobOptions {
-        if opts.priority.is_none() {
-            opts.priority = self.priority;
-        }
-        if opts.retry.is_none() {
-            opts.retry = Some(self.retry.into());
-        }
-        if opts.timeout.is_none() {
-            opts.timeout = self.timeout;
-        }
-        opts
     }
 }
 
@@ -143,6 +121,23 @@ pub async fn enqueue<T: JobPayload>(
         });
     }
     queue.add(spec.name, payload, spec.options(opts)).await
+}
+
+impl JobSpec {
+    /// `opts` with the attribute's priority, retry preset and timeout wherever `opts` leaves
+    /// them unset.
+    pub fn options(&self, mut opts: JobOptions) -> JobOptions {
+        if opts.priority.is_none() {
+            opts.priority = self.priority;
+        }
+        if opts.retry.is_none() {
+            opts.retry = Some(self.retry.into());
+        }
+        if opts.timeout.is_none() {
+            opts.timeout = self.timeout;
+        }
+        opts
+    }
 }
 
 #[cfg(test)]
