@@ -14,8 +14,17 @@ use resilience::jobs::{
 };
 use resilience::retry::RetryPreset;
 
-/// What the `welcome` handler saw, per user: (attempt, max attempts, job name, queue).
-static WELCOMED: Mutex<Vec<(u64, u32, u32, String, String)>> = Mutex::new(Vec::new());
+/// What the `welcome` handler saw of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Seen {
+    user: u64,
+    attempt: u32,
+    max_attempts: u32,
+    name: String,
+    queue: String,
+}
+
+static WELCOMED: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 
 /// The doc comment and other attributes stay on the function.
 #[job(
@@ -27,13 +36,13 @@ static WELCOMED: Mutex<Vec<(u64, u32, u32, String, String)>> = Mutex::new(Vec::n
 )]
 #[must_use = "the greeting"]
 async fn send_welcome(user: u64, ctx: JobContext) -> Result<String, io::Error> {
-    WELCOMED.lock().unwrap().push((
+    WELCOMED.lock().unwrap().push(Seen {
         user,
-        ctx.attempt(),
-        ctx.max_attempts(),
-        ctx.name().to_owned(),
-        ctx.queue().to_owned(),
-    ));
+        attempt: ctx.attempt(),
+        max_attempts: ctx.max_attempts(),
+        name: ctx.name().to_owned(),
+        queue: ctx.queue().to_owned(),
+    });
     Ok(format!("sent to {user}"))
 }
 
@@ -166,21 +175,22 @@ async fn enqueue_helpers_apply_the_attribute_unless_options_say_otherwise() {
     let done = poll(async || emails.counts().await.unwrap().completed == 3).await;
     worker.close(Duration::from_secs(5)).await.unwrap();
     assert!(done, "{:?}", emails.counts().await.unwrap());
-    let mut seen: Vec<_> = WELCOMED
+    let mut welcomed: Vec<_> = WELCOMED
         .lock()
         .unwrap()
         .iter()
-        .filter(|w| w.0 == 1 || w.0 == 2)
+        .filter(|w| w.user == 1 || w.user == 2)
         .cloned()
         .collect();
-    seen.sort();
-    assert_eq!(
-        seen,
-        [
-            (1, 1, 5, "welcome".to_owned(), "emails".to_owned()),
-            (2, 1, 2, "welcome".to_owned(), "emails".to_owned()),
-        ]
-    );
+    welcomed.sort();
+    let seen = |user, max_attempts| Seen {
+        user,
+        attempt: 1,
+        max_attempts,
+        name: "welcome".to_owned(),
+        queue: "emails".to_owned(),
+    };
+    assert_eq!(welcomed, [seen(1, 5), seen(2, 2)]);
 }
 
 #[tokio::test(start_paused = true)]

@@ -408,7 +408,7 @@ pub fn shutdown_hook(args: TokenStream, item: TokenStream) -> TokenStream {
 /// }
 ///
 /// #[job(queue = "emails")] // named after the function; retry "standard", priority normal
-/// async fn digest(day: String, ctx: JobContext) -> anyhow::Result<()> {
+/// async fn digest(day: String, ctx: JobContext) -> std::io::Result<()> {
 ///     println!("digest of {day}, attempt {} of {}", ctx.attempt(), ctx.max_attempts());
 ///     Ok(())
 /// }
