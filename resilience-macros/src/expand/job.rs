@@ -407,6 +407,8 @@ fn enqueue_helpers(
     quote! {
         #[doc = #doc]
         #[doc = ""]
+        #[doc = " # Errors"]
+        #[doc = ""]
         #[doc = #errors]
         #[allow(dead_code)]
         #vis async fn #enqueue(
@@ -417,6 +419,8 @@ fn enqueue_helpers(
         }
 
         #[doc = #doc_with]
+        #[doc = ""]
+        #[doc = " # Errors"]
         #[doc = ""]
         #[doc = #errors]
         #[allow(dead_code)]
