@@ -93,6 +93,11 @@ pub(crate) enum Kind {
         what: &'static str,
         names: &'static [&'static str],
     },
+    /// A name from `names`, or a non-negative integer literal.
+    UIntOrName {
+        what: &'static str,
+        names: &'static [&'static str],
+    },
     /// A path to a function, or a closure.
     Callable,
     /// Any expression, evaluated in the function's scope.
@@ -335,6 +340,18 @@ fn name_example(expr: &Expr, names: &[&str]) -> String {
     )
 }
 
+/// The name in `lit` if it is one of `names`, else "unknown `what`" with a suggestion.
+fn pick_name(lit: &LitStr, what: &str, names: &'static [&'static str]) -> syn::Result<Value> {
+    let text = lit.value();
+    match names.iter().find(|n| **n == text) {
+        Some(n) => Ok(Value::Name(n, lit.clone())),
+        None => Err(syn::Error::new(
+            lit.span(),
+            suggest::unknown(what, &text, names),
+        )),
+    }
+}
+
 fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
     let name = spec.name;
     let wrong = |expected: &str, example: &str| {
@@ -363,16 +380,7 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
             _ => Err(wrong("an integer literal", "5")),
         },
         Kind::Name { what, names } => match literal(&expr) {
-            Some(Lit::Str(lit)) => {
-                let text = lit.value();
-                match names.iter().find(|n| **n == text) {
-                    Some(n) => Ok(Value::Name(n, lit.clone())),
-                    None => Err(syn::Error::new(
-                        lit.span(),
-                        suggest::unknown(what, &text, names),
-                    )),
-                }
-            }
+            Some(Lit::Str(lit)) => pick_name(lit, what, names),
             _ => Err(wrong(
                 &format!("a string naming a {what} ({})", suggest::list(names)),
                 &name_example(&expr, names),
@@ -385,16 +393,7 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
                 e => e,
             };
             match literal(inner) {
-                Some(Lit::Str(lit)) if !negative => {
-                    let text = lit.value();
-                    match names.iter().find(|n| **n == text) {
-                        Some(n) => Ok(Value::Name(n, lit.clone())),
-                        None => Err(syn::Error::new(
-                            lit.span(),
-                            suggest::unknown(what, &text, names),
-                        )),
-                    }
-                }
+                Some(Lit::Str(lit)) if !negative => pick_name(lit, what, names),
                 Some(Lit::Int(lit)) => {
                     let v = lit.base10_parse::<i64>()?;
                     let v = if negative { -v } else { v };
@@ -412,6 +411,17 @@ fn check_value(spec: &Spec, expr: Expr) -> syn::Result<Value> {
                 )),
             }
         }
+        Kind::UIntOrName { what, names } => match literal(&expr) {
+            Some(Lit::Str(lit)) => pick_name(lit, what, names),
+            Some(Lit::Int(lit)) => Ok(Value::Int(lit.base10_parse::<u64>()?, lit.clone())),
+            _ if matches!(&expr, Expr::Unary(u) if matches!(u.op, syn::UnOp::Neg(_))) => Err(
+                syn::Error::new(expr.span(), format!("`{name}` must not be negative")),
+            ),
+            _ => Err(wrong(
+                &format!("a {what} name ({}) or an integer", suggest::list(names)),
+                &name_example(&expr, names),
+            )),
+        },
         Kind::Callable => match &expr {
             Expr::Path(_) | Expr::Closure(_) => Ok(Value::Expr(expr)),
             _ => Err(wrong(

@@ -394,6 +394,85 @@ pub fn shutdown_hook(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::shutdown_hook(args.into(), item.into()).into()
 }
 
+/// Declares an `async fn` as the handler of a job queue's jobs of one name: registered at
+/// start-up (static registration) for `Worker::builder(&queue).registered()`, with typed helpers
+/// to enqueue them.
+///
+/// ```
+/// use resilience::job;
+/// use resilience::jobs::{JobContext, registered_jobs};
+///
+/// #[job(queue = "emails", name = "welcome", retry = "patient", priority = "high", timeout_ms = 30_000)]
+/// async fn welcome(user: u64) -> Result<String, std::io::Error> {
+///     Ok(format!("welcome mail sent to user {user}"))
+/// }
+///
+/// #[job(queue = "emails")] // named after the function; retry "standard", priority normal
+/// async fn digest(day: String, ctx: JobContext) -> std::io::Result<()> {
+///     println!("digest of {day}, attempt {} of {}", ctx.attempt(), ctx.max_attempts());
+///     Ok(())
+/// }
+///
+/// let jobs = registered_jobs();
+/// assert!(jobs.contains(&("emails", "welcome")) && jobs.contains(&("emails", "digest")));
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// // The function stays callable as written.
+/// assert_eq!(welcome(7).await.unwrap(), "welcome mail sent to user 7");
+/// # }
+/// ```
+///
+/// Producers enqueue through the generated helpers; workers run every registered job of their
+/// queue:
+///
+/// ```no_run
+/// # use resilience::job;
+/// use std::time::Duration;
+/// use resilience::jobs::{JobOptions, JobPriority, MemoryBroker, Queue, QueueError, Worker};
+///
+/// #[job(queue = "emails", retry = "patient", priority = "high")]
+/// async fn welcome(user: u64) -> Result<String, std::io::Error> {
+///     Ok(format!("sent to {user}"))
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), QueueError> {
+/// let broker = MemoryBroker::new();
+/// let emails = Queue::in_memory("emails", &broker)?;
+/// let id = welcome_enqueue(&emails, &7).await?; // priority high, the preset's 5 attempts
+/// assert_eq!(emails.job(&id).await?.unwrap().priority, 2);
+/// // `_with` takes options; the ones it sets win over the attribute's.
+/// welcome_enqueue_with(&emails, &8, JobOptions::new().priority(JobPriority::Low)).await?;
+/// // A helper refuses a queue other than its attribute's.
+/// let other = Queue::in_memory("reports", &broker)?;
+/// assert!(matches!(welcome_enqueue(&other, &9).await, Err(QueueError::WrongQueue { .. })));
+///
+/// let worker = Worker::builder(&emails).registered().concurrency(10).start().await?;
+/// # for _ in 0..1000 { if emails.counts().await?.completed == 2 { break } tokio::time::sleep(Duration::from_millis(1)).await; }
+/// worker.close(Duration::from_secs(5)).await?;
+/// # Ok(()) }
+/// ```
+///
+/// - `queue` (required): the queue, checked as the runtime checks queue names (1 to 200 bytes,
+///   no `:`, braces, whitespace or control characters).
+/// - `name`: the job name, default the function's. `retry`: the retry preset (`quick` |
+///   `standard` | `patient` | `aggressive`), default `standard`; it decides the handler's delays
+///   and which errors are retried, and the enqueue helpers give jobs its attempt count (a
+///   `#[job]` handler keeps its preset: the worker's `retry` does not apply to it).
+///   `priority`: `critical` (1) | `high` (2) | `normal` (3) | `low` (4), or BullMQ's number up to
+///   2097151; default normal. `timeout_ms`: cuts each attempt (a failed, retryable attempt).
+/// - The function: a free `async fn` taking the payload (`T: Serialize + DeserializeOwned`, by
+///   value) and optionally a `resilience::jobs::JobContext`, returning `Result<R, E>` (or an
+///   alias named `Result`) with `R: Serialize` and `E: Retryable + Display`. It stays callable as
+///   written.
+/// - Generated beside it, with its visibility: `async fn <fn>_enqueue(queue: &Queue, payload:
+///   &T) -> Result<String, QueueError>` (the job's id) and `<fn>_enqueue_with(queue, payload,
+///   opts: JobOptions)`, whose `opts` win where they set priority, retry or timeout. Both return
+///   `QueueError::WrongQueue` for a queue other than the attribute's.
+/// - `crate = "path"` points the generated code at a renamed `resilience` dependency.
+#[proc_macro_attribute]
+pub fn job(args: TokenStream, item: TokenStream) -> TokenStream {
+    expand::job(args.into(), item.into()).into()
+}
+
 /// Derives `resilience::redis::RedisKey` for a struct, from a template.
 ///
 /// ```

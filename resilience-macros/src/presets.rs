@@ -15,6 +15,10 @@ pub(crate) const BACKOFF: &[&str] = &["fixed", "linear", "exponential", "exponen
 /// Shutdown priorities (`#[shutdown_hook(priority = "...")]`).
 pub(crate) const PRIORITY: &[&str] = &["critical", "high", "normal", "low", "background"];
 
+/// Job priorities (`#[job(priority = "...")]`), BullMQ's numbers 1 to 4; the path is
+/// `__private::presets::job_priority::<name>`.
+pub(crate) const JOB_PRIORITY: &[&str] = &["critical", "high", "normal", "low"];
+
 /// Rate-limit backends (`#[rate_limit(backend = "...")]`). These select the generated code
 /// rather than a runtime value, so they have no path of their own.
 pub(crate) const BACKEND: &[&str] = &["memory", "redis"];

@@ -65,5 +65,8 @@ pub use shutdown::{
 #[cfg(feature = "redis")]
 #[doc(inline)]
 pub use resilience_macros::RedisKey;
+#[cfg(feature = "jobs")]
+#[doc(inline)]
+pub use resilience_macros::job;
 #[doc(inline)]
 pub use resilience_macros::{bulkhead, circuit_breaker, rate_limit, retry, shutdown_hook, timeout};

@@ -9,6 +9,7 @@
 
 mod bulkhead;
 mod circuit_breaker;
+mod job;
 mod rate_limit;
 mod retry;
 mod shutdown_hook;
@@ -22,6 +23,7 @@ use syn::{AttrStyle, Attribute, Block, ItemFn, Meta, ReturnType, Signature, Type
 
 use crate::args::Errors;
 
+pub(crate) use job::job;
 pub(crate) use shutdown_hook::shutdown_hook;
 
 /// The wrapping attributes, which can be stacked.

@@ -46,6 +46,17 @@ pub mod presets {
         pub const exponential_jitter: B = B::ExponentialJitter;
     }
 
+    /// `#[job(priority = "...")]`.
+    #[cfg(feature = "jobs")]
+    pub mod job_priority {
+        use crate::jobs::JobPriority as P;
+
+        pub const critical: P = P::Critical;
+        pub const high: P = P::High;
+        pub const normal: P = P::Normal;
+        pub const low: P = P::Low;
+    }
+
     /// `#[shutdown_hook(priority = "...")]`.
     pub mod priority {
         use crate::shutdown::Priority;
@@ -60,6 +71,8 @@ pub mod presets {
 
 mod breaker;
 mod bulkhead;
+#[cfg(feature = "jobs")]
+pub mod jobs;
 
 /// Wraps the code `#[rate_limit(backend = "redis")]` and `#[circuit_breaker(shared = true)]`
 /// generate: passed through with the runtime's `redis` feature, one clear error without it (in

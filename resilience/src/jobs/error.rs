@@ -29,6 +29,14 @@ pub enum QueueError {
     /// The worker or queue was already closed.
     #[error("the job queue was closed")]
     Closed,
+    /// A `#[job]` helper was given a queue other than the one its attribute names.
+    #[error("job declared for queue `{expected}` was enqueued on queue `{actual}`")]
+    WrongQueue {
+        /// The queue the `#[job]` attribute names.
+        expected: String,
+        /// The queue it was given.
+        actual: String,
+    },
     /// A worker needs at least one handler.
     #[error("the worker for queue `{queue}` has no handler")]
     NoHandler {
