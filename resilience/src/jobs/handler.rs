@@ -309,7 +309,7 @@ async fn dispatch(
     queue: &Arc<str>,
     table: &HashMap<Arc<str>, Entry>,
     m: &QueueMetrics,
-    run: JobRun,
+    mut run: JobRun,
 ) -> Outcome {
     let Some(entry) = table.get(run.name.as_str()) else {
         m.failed.increment(1);
@@ -338,18 +338,27 @@ async fn dispatch(
         .timeout
         .or(entry.handler.timeout)
         .or_else(|| entry.policy.attempt_timeout());
+    // The span has recorded the id, and nothing below needs the run's id or payload again:
+    // move them into the attempt rather than copy them.
     let ctx = JobContext {
-        id: run.id.clone(),
+        id: std::mem::take(&mut run.id),
         name: entry.handler.name.clone(),
         queue: queue.clone(),
         attempt: run.attempts_made + 1,
         max_attempts: run.max_attempts,
         timestamp_ms: run.timestamp_ms,
-        cancel: run.cancel.child_token(),
+        // Only a timeout cancels the attempt's token on its own; without one, the run's token
+        // is the same signal and a child would cost an allocation and a lock per job.
+        cancel: if timeout.is_some() {
+            run.cancel.child_token()
+        } else {
+            run.cancel.clone()
+        },
     };
     let cancel = ctx.cancel.clone();
     let started = tokio::time::Instant::now();
-    let attempt = (entry.handler.run)(run.data.clone(), ctx, entry.policy.clone());
+    let data = std::mem::take(&mut run.data);
+    let attempt = (entry.handler.run)(data, ctx, entry.policy.clone());
     let deadline = timeout.and_then(|t| deadline_after(started, t));
     let result = run_until(deadline, AssertUnwindSafe(attempt).catch_unwind())
         .instrument(span.clone())

@@ -71,8 +71,10 @@ impl Levels {
     }
 }
 
-/// A hasher for [`Key`]s: keys are distinct counters, so one multiply spreads them well enough
-/// and costs far less than SipHash on the per-job path.
+/// A hasher for [`Key`]s. Keys are increasing counters, so the key itself is a good bucket
+/// index: consecutive jobs land in consecutive buckets and the FIFO walk through them stays in
+/// cache. hashbrown also reads a 7-bit tag from the top bits, so the key's low bits are copied
+/// there to keep tags varied. Far cheaper than SipHash on the per-job path.
 #[derive(Debug, Default, Clone, Copy)]
 pub(super) struct KeyHasher(u64);
 
@@ -83,12 +85,12 @@ impl Hasher for KeyHasher {
 
     fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
 
     fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        self.0 = n ^ (n << 57);
     }
 }
 

@@ -79,7 +79,8 @@ pub(super) fn start(
             let slot = Slot {
                 id: shared.queue.next_id(),
                 worker: shared.id,
-                cancel: shared.cancel.clone(),
+                // A child per slot: cloning it per job touches no count shared across threads.
+                cancel: shared.cancel.child_token(),
                 idle: false,
             };
             runtime.spawn(run_slot(SlotTask {
