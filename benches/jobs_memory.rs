@@ -82,7 +82,11 @@ fn processed(threads: usize, n: u64, concurrency: usize, keep: bool) {
     let rates = (0..RUNS)
         .map(|_| rt.block_on(processed_once(n, concurrency, keep)))
         .collect();
-    let retention = if keep { "keep all" } else { "remove on complete" };
+    let retention = if keep {
+        "keep all"
+    } else {
+        "remove on complete"
+    };
     report(
         &format!(
             "processed: {threads} thread(s), concurrency {concurrency}, {retention}, {n} jobs"
@@ -119,7 +123,10 @@ async fn added_once(n: u64, producers: u64, bulk: usize) -> f64 {
         t.await.expect("producer");
     }
     let elapsed = started.elapsed();
-    assert_eq!(queue.counts().await.expect("counts").waiting, n / producers * producers);
+    assert_eq!(
+        queue.counts().await.expect("counts").waiting,
+        n / producers * producers
+    );
     n as f64 / elapsed.as_secs_f64()
 }
 
@@ -161,7 +168,11 @@ fn idle() {
             .expect("worker");
         // One job delayed past the window keeps the queue's timer armed.
         queue
-            .add("noop", &0u64, JobOptions::new().delay(Duration::from_secs(3600)))
+            .add(
+                "noop",
+                &0u64,
+                JobOptions::new().delay(Duration::from_secs(3600)),
+            )
             .await
             .expect("add");
         tokio::time::sleep(Duration::from_millis(100)).await;

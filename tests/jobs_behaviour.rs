@@ -166,7 +166,10 @@ async fn processed_with_result_stored(queue: Queue) {
         .start()
         .await
         .unwrap();
-    let id = queue.add("double", &21u64, JobOptions::new()).await.unwrap();
+    let id = queue
+        .add("double", &21u64, JobOptions::new())
+        .await
+        .unwrap();
     let job = finished(&queue, &id).await;
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.result, Some(json!(42)));
@@ -178,7 +181,10 @@ async fn processed_with_result_stored(queue: Queue) {
 }
 
 async fn counts_and_job_info(queue: Queue) {
-    let now = queue.add("a", &json!({"k": 1}), JobOptions::new()).await.unwrap();
+    let now = queue
+        .add("a", &json!({"k": 1}), JobOptions::new())
+        .await
+        .unwrap();
     let later = queue
         .add(
             "b",
@@ -193,7 +199,10 @@ async fn counts_and_job_info(queue: Queue) {
     let counts = queue.counts().await.unwrap();
     assert_eq!((counts.waiting, counts.delayed, counts.active), (1, 1, 0));
     let a = queue.job(&now).await.unwrap().expect("job a");
-    assert_eq!((a.state, a.priority, a.attempts_made), (JobState::Waiting, 3, 0));
+    assert_eq!(
+        (a.state, a.priority, a.attempts_made),
+        (JobState::Waiting, 3, 0)
+    );
     assert_eq!(a.data, json!({"k": 1}));
     assert_eq!((a.result, a.failed_reason), (None, None));
     let b = queue.job(&later).await.unwrap().expect("job b");
@@ -245,7 +254,14 @@ async fn priority_order(queue: Queue) {
     .await;
     assert_eq!(
         order,
-        ["unprioritized", "critical", "high", "normal", "normal-2", "low"]
+        [
+            "unprioritized",
+            "critical",
+            "high",
+            "normal",
+            "normal-2",
+            "low"
+        ]
     );
 }
 
@@ -293,7 +309,11 @@ async fn delay_order(queue: Queue) {
     let labels: Vec<&str> = seen.iter().map(|(l, _)| l.as_str()).collect();
     assert_eq!(labels, ["now", "early", "mid", "late"]);
     for (label, at) in &seen {
-        let ms = delays.iter().find(|(l, _)| l == label).map(|d| d.1).unwrap();
+        let ms = delays
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|d| d.1)
+            .unwrap();
         assert!(
             *at + slack(&queue) >= Duration::from_millis(ms),
             "{label} ran after {at:?}, before its delay of {ms} ms"
@@ -409,7 +429,11 @@ async fn non_retryable_fails_at_once(queue: Queue) {
         .await
         .unwrap();
     let id = queue
-        .add("strict", &(), JobOptions::new().retry(fixed(5, Duration::from_millis(10))))
+        .add(
+            "strict",
+            &(),
+            JobOptions::new().retry(fixed(5, Duration::from_millis(10))),
+        )
         .await
         .unwrap();
     let job = finished(&queue, &id).await;
@@ -483,7 +507,10 @@ async fn bad_payload_fails_that_job_and_the_next_runs(queue: Queue) {
         .start()
         .await
         .unwrap();
-    let bad = queue.add("double", "not a number", JobOptions::new()).await.unwrap();
+    let bad = queue
+        .add("double", "not a number", JobOptions::new())
+        .await
+        .unwrap();
     let good = queue.add("double", &4u64, JobOptions::new()).await.unwrap();
     let bad = finished(&queue, &bad).await;
     let serde_error = serde_json::from_value::<u64>(json!("not a number")).unwrap_err();
@@ -591,7 +618,10 @@ async fn close_waits_for_in_flight(queue: Queue) {
     w.close(Duration::from_secs(10)).await.unwrap();
     assert_eq!(w.in_flight(), 0);
     let job = queue.job(&id).await.unwrap().unwrap();
-    assert_eq!((job.state, job.result), (JobState::Completed, Some(json!(7))));
+    assert_eq!(
+        (job.state, job.result),
+        (JobState::Completed, Some(json!(7)))
+    );
 }
 
 async fn close_timeout(queue: Queue) {
@@ -654,7 +684,11 @@ async fn retention_count(queue: Queue) {
         ids.push(queue.add("keep", &true, keep_two()).await.unwrap());
     }
     let dropped = queue
-        .add("keep", &false, JobOptions::new().remove_on_fail(Retention::RemoveAll))
+        .add(
+            "keep",
+            &false,
+            JobOptions::new().remove_on_fail(Retention::RemoveAll),
+        )
         .await
         .unwrap();
     wait_for("6 runs", async || runs.load(Ordering::SeqCst) == 6).await;
@@ -742,7 +776,10 @@ async fn memory_delays_across_workers_and_slots() {
     for (ms, at) in seen {
         assert!(at >= Duration::from_millis(ms), "{ms} ms job ran at {at:?}");
         // Added within the first 100 ms, so due by then plus its delay.
-        assert!(at <= Duration::from_millis(ms + 100), "{ms} ms job ran late, at {at:?}");
+        assert!(
+            at <= Duration::from_millis(ms + 100),
+            "{ms} ms job ran late, at {at:?}"
+        );
     }
     for w in workers {
         w.close(Duration::from_secs(5)).await.unwrap();
@@ -771,7 +808,11 @@ fn memory_idle_workers_let_the_paused_clock_run() {
                 .unwrap();
             tokio::time::sleep(Duration::from_secs(600)).await;
             let id = queue
-                .add("later", &(), JobOptions::new().delay(Duration::from_secs(3600)))
+                .add(
+                    "later",
+                    &(),
+                    JobOptions::new().delay(Duration::from_secs(3600)),
+                )
                 .await
                 .unwrap();
             tokio::time::sleep(Duration::from_secs(1800)).await;

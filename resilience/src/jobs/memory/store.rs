@@ -198,7 +198,12 @@ impl State {
     /// Records `done` (if any), then takes the next job for `slot` or parks it as idle.
     /// Returns the step and whether another idle slot should be woken (a job is left for it,
     /// or the queue's timer needs a new holder).
-    pub(super) fn step(&mut self, slot: &mut Slot, done: Option<Done>, now: Instant) -> (Step, bool) {
+    pub(super) fn step(
+        &mut self,
+        slot: &mut Slot,
+        done: Option<Done>,
+        now: Instant,
+    ) -> (Step, bool) {
         if let Some(done) = done {
             self.finish(done, now);
         }

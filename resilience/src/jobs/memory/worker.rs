@@ -192,7 +192,9 @@ async fn run_slot(mut task: SlotTask) {
             Step::Wait(timer) => {
                 let sleep = async {
                     match timer {
-                        Some(at) => tokio::time::sleep_until(at.min(Instant::now() + MAX_SLEEP)).await,
+                        Some(at) => {
+                            tokio::time::sleep_until(at.min(Instant::now() + MAX_SLEEP)).await
+                        }
                         None => pending().await,
                     }
                 };
