@@ -526,6 +526,7 @@ async fn bad_payload_fails_that_job_and_the_next_runs(queue: Queue) {
 }
 
 async fn timeout_fails_the_attempt(queue: Queue) {
+    // Attempt 1 of each job hangs; the job's timeout cuts it.
     let policy = fixed(2, Duration::from_millis(10));
     let handler = Handler::with_context("slow-once", |(): (), ctx: JobContext| async move {
         if ctx.attempt() == 1 {
@@ -534,17 +535,31 @@ async fn timeout_fails_the_attempt(queue: Queue) {
         Ok::<_, io::Error>(ctx.attempt())
     })
     .retry(policy.clone());
-    let w = worker(&queue).handler(handler).start().await.unwrap();
-    let opts = JobOptions::new()
-        .retry(policy)
-        .timeout(Duration::from_millis(200));
-    let id = queue.add("slow-once", &(), opts).await.unwrap();
-    let job = finished(&queue, &id).await;
-    assert_eq!(job.state, JobState::Completed);
-    assert_eq!(job.result, Some(json!(2)));
-    assert_eq!(job.attempts_made, 2, "the timed-out attempt counts");
-    let expected = JobError::Timeout(Duration::from_millis(200)).to_string();
-    assert_eq!(job.failed_reason, Some(expected));
+    let w = worker(&queue)
+        .handler(handler)
+        .concurrency(2)
+        .start()
+        .await
+        .unwrap();
+    let timeout = Duration::from_millis(200);
+    // One attempt only: the cut attempt fails the job, with the timeout as the reason.
+    let single = JobOptions::new()
+        .retry(fixed(1, Duration::from_millis(10)))
+        .timeout(timeout);
+    let single = queue.add("slow-once", &(), single).await.unwrap();
+    // Two attempts: the cut one counts, the second completes.
+    let twice = JobOptions::new().retry(policy).timeout(timeout);
+    let twice = queue.add("slow-once", &(), twice).await.unwrap();
+    let failed = finished(&queue, &single).await;
+    assert_eq!((failed.state, failed.attempts_made), (JobState::Failed, 1));
+    assert_eq!(
+        failed.failed_reason,
+        Some(JobError::Timeout(timeout).to_string())
+    );
+    let done = finished(&queue, &twice).await;
+    assert_eq!(done.state, JobState::Completed);
+    assert_eq!(done.result, Some(json!(2)));
+    assert_eq!(done.attempts_made, 2, "the timed-out attempt counts");
     w.close(Duration::from_secs(5)).await.unwrap();
 }
 
