@@ -1,7 +1,8 @@
 //! In-memory job queue throughput through the full facade (`Queue`, `Worker`, no-op handlers):
 //! jobs processed per second and jobs added per second, plus the CPU an idle worker burns.
 //!
-//! `cargo bench --bench jobs_memory` (optionally `-- <filter>`: `processed`, `added`, `idle`).
+//! `cargo bench --bench jobs_memory` (optionally `-- <filter>`: `processed`, `added`,
+//! `pipeline`, `idle`).
 //! A plain timing harness: each line is the median of `RUNS` runs, with the spread. No metrics
 //! recorder and no tracing subscriber are installed (the facade's metrics and spans are no-ops).
 
@@ -146,6 +147,52 @@ fn added(threads: usize, n: u64, producers: u64, bulk: usize) {
     );
 }
 
+/// Times one producer adding `n` jobs one by one while a worker of `concurrency` slots runs
+/// them, until the last is processed.
+async fn pipeline_once(n: u64, concurrency: usize) -> f64 {
+    let queue = Queue::in_memory("bench", &MemoryBroker::new()).expect("queue");
+    let worker = Worker::builder(&queue)
+        .handle("noop", |_: u64| async { Ok::<_, io::Error>(()) })
+        .concurrency(concurrency)
+        .shutdown(&ShutdownCoordinator::new())
+        .start()
+        .await
+        .expect("worker");
+    let started = Instant::now();
+    let producer = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            for i in 0..n {
+                queue.add("noop", &i, opts(false)).await.expect("add");
+            }
+        })
+    };
+    producer.await.expect("producer");
+    loop {
+        let c = queue.counts().await.expect("counts");
+        if c.waiting == 0 && c.active == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+    let elapsed = started.elapsed();
+    worker.close(Duration::from_secs(5)).await.expect("close");
+    n as f64 / elapsed.as_secs_f64()
+}
+
+fn pipeline(threads: usize, n: u64, concurrency: usize) {
+    let rt = runtime(threads);
+    let rates = (0..RUNS)
+        .map(|_| rt.block_on(pipeline_once(n, concurrency)))
+        .collect();
+    report(
+        &format!(
+            "added and processed at once: {threads} thread(s), concurrency {concurrency}, {n} jobs"
+        ),
+        rates,
+    );
+}
+
 /// CPU time (user + system) of this process, from /proc.
 fn cpu_time() -> Option<Duration> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -206,6 +253,10 @@ fn main() {
         added(1, 1_000_000, 1, 1);
         added(2, 1_000_000, 2, 1);
         added(2, 1_000_000, 2, 1000);
+    }
+    if run("pipeline") {
+        pipeline(2, 1_000_000, 1);
+        pipeline(2, 1_000_000, 16);
     }
     if run("idle") {
         idle();
