@@ -639,15 +639,21 @@ async fn close_waits_for_in_flight(queue: Queue) {
     );
 }
 
+/// Whether a job's cancellation token has fired, as seen from outside the handler.
+type Cancelled = Arc<Mutex<Option<Box<dyn Fn() -> bool + Send>>>>;
+
 async fn close_timeout(queue: Queue) {
-    let w = worker(&queue)
-        .handle("stuck", |(): ()| async {
+    let cancelled: Cancelled = Arc::new(Mutex::new(None));
+    let sink = cancelled.clone();
+    let stuck = Handler::with_context("stuck", move |(): (), ctx: JobContext| {
+        let token = ctx.cancellation().clone();
+        *sink.lock().unwrap() = Some(Box::new(move || token.is_cancelled()));
+        async {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             Ok::<_, io::Error>(())
-        })
-        .start()
-        .await
-        .unwrap();
+        }
+    });
+    let w = worker(&queue).handler(stuck).start().await.unwrap();
     let id = queue.add("stuck", &(), JobOptions::new()).await.unwrap();
     wait_for("the job to start", async || w.in_flight() == 1).await;
     let closed = w.close(Duration::from_millis(200)).await;
@@ -661,8 +667,10 @@ async fn close_timeout(queue: Queue) {
     let job = queue.job(&id).await.unwrap().unwrap();
     if queue.backend_kind() == BackendKind::Memory {
         // Nothing else would take it over: it is back to waiting, no attempt counted, and the
-        // next worker runs it.
+        // next worker runs it. The abandoned attempt was told through its token.
         assert_eq!((job.state, job.attempts_made), (JobState::Waiting, 0));
+        let fired = cancelled.lock().unwrap().as_ref().map(|f| f());
+        assert_eq!(fired, Some(true));
         let next = worker(&queue)
             .handle("stuck", |(): ()| async { Ok::<_, io::Error>(()) })
             .start()
@@ -842,4 +850,76 @@ fn memory_idle_workers_let_the_paused_clock_run() {
         .recv_timeout(Duration::from_secs(20))
         .expect("the paused clock did not advance: an idle worker kept the runtime busy");
     assert_eq!(states, (JobState::Delayed, JobState::Completed));
+}
+
+// Memory only: retention by age, on the paused clock. A finished job is trimmed when a later
+// one finishes past its age (BullMQ trims on finish too).
+#[tokio::test(start_paused = true)]
+async fn memory_retention_age() {
+    let queue = memory_queue("age");
+    let w = worker(&queue)
+        .handle("job", |(): ()| async { Ok::<_, io::Error>(()) })
+        .start()
+        .await
+        .unwrap();
+    let keep = || JobOptions::new().remove_on_complete(Retention::age(Duration::from_secs(10)));
+    let old = queue.add("job", &(), keep()).await.unwrap();
+    finished(&queue, &old).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let young = queue.add("job", &(), keep()).await.unwrap();
+    finished(&queue, &young).await;
+    assert!(queue.job(&old).await.unwrap().is_some(), "5 s old: kept");
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let newest = queue.add("job", &(), keep()).await.unwrap();
+    finished(&queue, &newest).await;
+    assert!(
+        queue.job(&old).await.unwrap().is_none(),
+        "11 s old: trimmed"
+    );
+    assert!(queue.job(&young).await.unwrap().is_some(), "6 s old: kept");
+    assert_eq!(queue.counts().await.unwrap().completed, 2);
+    w.close(Duration::from_secs(5)).await.unwrap();
+}
+
+// Memory only: a paused worker closes at once, and a closed worker's queue keeps its jobs for
+// the next worker; the closed one takes no more.
+#[tokio::test(start_paused = true)]
+async fn memory_close_paused_worker_and_hand_over() {
+    let queue = memory_queue("handover");
+    let runs = Arc::new(AtomicUsize::new(0));
+    let counter = runs.clone();
+    let first = worker(&queue)
+        .handle("job", move |(): ()| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { Ok::<_, io::Error>(()) }
+        })
+        .concurrency(4)
+        .start()
+        .await
+        .unwrap();
+    first.pause();
+    let started = Instant::now();
+    first.close(Duration::from_secs(30)).await.unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "a paused worker closes at once"
+    );
+    let id = queue.add("job", &(), JobOptions::new()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        queue.job(&id).await.unwrap().unwrap().state,
+        JobState::Waiting
+    );
+    let next = worker(&queue)
+        .handle("job", |(): ()| async { Ok::<_, io::Error>(()) })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(finished(&queue, &id).await.state, JobState::Completed);
+    assert_eq!(
+        runs.load(Ordering::SeqCst),
+        0,
+        "the closed worker took nothing"
+    );
+    next.close(Duration::from_secs(5)).await.unwrap();
 }
