@@ -44,6 +44,21 @@ impl QueueShared {
         self.ids.fetch_add(1, Ordering::Relaxed)
     }
 
+    /// Runs a read under the lock. Reads promote due delayed jobs, so idle slots are woken
+    /// when that left work for them.
+    fn inspect<T>(&self, read: impl FnOnce(&mut State, Instant) -> T) -> T {
+        let now = Instant::now();
+        let (value, wake) = {
+            let mut state = self.lock();
+            let value = read(&mut state, now);
+            (value, state.should_wake(now))
+        };
+        if wake {
+            self.notify.notify_one();
+        }
+        value
+    }
+
     fn add_all(&self, jobs: Vec<NewJob>) -> Vec<String> {
         let now = Instant::now();
         let now_ms = now_ms();
@@ -92,17 +107,17 @@ impl QueueBackend for MemoryQueue {
     }
 
     fn counts(&self) -> BoxFuture<'_, Result<JobCounts, QueueError>> {
-        let counts = self.0.lock().counts(Instant::now());
+        let counts = self.0.inspect(|state, now| state.counts(now));
         Box::pin(std::future::ready(Ok(counts)))
     }
 
     fn oldest_waiting_ms(&self) -> BoxFuture<'_, Result<Option<u64>, QueueError>> {
-        let oldest = self.0.lock().oldest_waiting_ms(Instant::now());
+        let oldest = self.0.inspect(|state, now| state.oldest_waiting_ms(now));
         Box::pin(std::future::ready(Ok(oldest)))
     }
 
     fn job(&self, id: &str) -> BoxFuture<'_, Result<Option<JobInfo>, QueueError>> {
-        let info = self.0.lock().info(id, Instant::now());
+        let info = self.0.inspect(|state, now| state.info(id, now));
         Box::pin(std::future::ready(Ok(info)))
     }
 
