@@ -215,10 +215,16 @@ impl Handler {
 /// job has no attempt left; otherwise wait the error's `Retry-After` hint or the policy's delay.
 /// A hint longer than the policy's whole total timeout fails the job (the wait would outlast the
 /// budget the policy gives the sequence).
-pub(crate) fn decide(failure: Failure, run: &JobRun, policy: &RetryPolicy, random: f64) -> Outcome {
+pub(crate) fn decide(
+    failure: Failure,
+    attempts_made: u32,
+    max_attempts: u32,
+    policy: &RetryPolicy,
+    random: f64,
+) -> Outcome {
     let reason = failure.error.to_string();
-    let attempt = run.attempts_made.saturating_add(1);
-    if !failure.retryable || attempt >= run.max_attempts {
+    let attempt = attempts_made.saturating_add(1);
+    if !failure.retryable || attempt >= max_attempts {
         return Outcome::Fail { reason };
     }
     let delay = match failure.retry_after {
@@ -311,45 +317,63 @@ async fn dispatch(
     m: &QueueMetrics,
     run: JobRun,
 ) -> Outcome {
-    let Some(entry) = table.get(run.name.as_str()) else {
+    // Taken apart so the id, payload and token move into the attempt instead of being copied.
+    let JobRun {
+        id,
+        name,
+        data,
+        attempts_made,
+        max_attempts,
+        timestamp_ms,
+        delay,
+        timeout: job_timeout,
+        cancel: run_cancel,
+    } = run;
+    let Some(entry) = table.get(name.as_str()) else {
         m.failed.increment(1);
-        tracing::warn!(queue = %queue, job = %run.name, id = %run.id, "no handler for this job name");
+        tracing::warn!(queue = %queue, job = %name, id = %id, "no handler for this job name");
         return Outcome::Fail {
-            reason: JobError::NoHandler(run.name).to_string(),
+            reason: JobError::NoHandler(name).to_string(),
         };
     };
-    if run.attempts_made == 0 {
+    if attempts_made == 0 {
         // Queue wait: from when the job became ready (added + its delay) to its first start.
-        let ready = run
-            .timestamp_ms
-            .saturating_add(u64::try_from(run.delay.as_millis()).unwrap_or(u64::MAX));
+        let ready =
+            timestamp_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
         m.wait
             .record(now_ms().saturating_sub(ready) as f64 / 1000.0);
     }
     let span = tracing::info_span!(
         "job",
         queue = %queue,
-        name = %run.name,
-        id = %run.id,
-        attempt = run.attempts_made + 1,
-        max_attempts = run.max_attempts,
+        name = %name,
+        id = %id,
+        attempt = attempts_made + 1,
+        max_attempts = max_attempts,
     );
-    let timeout = run
-        .timeout
+    let timeout = job_timeout
         .or(entry.handler.timeout)
         .or_else(|| entry.policy.attempt_timeout());
+    // Only a timeout cancels the attempt's token on its own, so only then does it need a child
+    // token of the run's (each clone or child costs a lock on the token).
+    let (cancel, on_timeout) = match timeout {
+        Some(_) => {
+            let child = run_cancel.child_token();
+            (child.clone(), Some(child))
+        }
+        None => (run_cancel, None),
+    };
     let ctx = JobContext {
-        id: run.id.clone(),
+        id,
         name: entry.handler.name.clone(),
         queue: queue.clone(),
-        attempt: run.attempts_made + 1,
-        max_attempts: run.max_attempts,
-        timestamp_ms: run.timestamp_ms,
-        cancel: run.cancel.child_token(),
+        attempt: attempts_made + 1,
+        max_attempts,
+        timestamp_ms,
+        cancel,
     };
-    let cancel = ctx.cancel.clone();
     let started = tokio::time::Instant::now();
-    let attempt = (entry.handler.run)(run.data.clone(), ctx, entry.policy.clone());
+    let attempt = (entry.handler.run)(data, ctx, entry.policy.clone());
     let deadline = timeout.and_then(|t| deadline_after(started, t));
     let result = run_until(deadline, AssertUnwindSafe(attempt).catch_unwind())
         .instrument(span.clone())
@@ -368,7 +392,9 @@ async fn dispatch(
             retry_after: None,
         },
         Err(()) => {
-            cancel.cancel();
+            if let Some(token) = &on_timeout {
+                token.cancel();
+            }
             Failure {
                 error: JobError::Timeout(timeout.unwrap_or_default()),
                 retryable: true,
@@ -376,7 +402,13 @@ async fn dispatch(
             }
         }
     };
-    let outcome = decide(failure, &run, &entry.policy, rand::random::<f64>());
+    let outcome = decide(
+        failure,
+        attempts_made,
+        max_attempts,
+        &entry.policy,
+        rand::random::<f64>(),
+    );
     span.in_scope(|| match &outcome {
         Outcome::Retry { reason, delay } => {
             m.retried.increment(1);
@@ -404,20 +436,6 @@ mod tests {
     use super::*;
     use crate::retry::RetryPreset;
 
-    fn run(attempts_made: u32, max_attempts: u32) -> JobRun {
-        JobRun {
-            id: "1".into(),
-            name: "n".into(),
-            data: serde_json::Value::Null,
-            attempts_made,
-            max_attempts,
-            timestamp_ms: 0,
-            delay: Duration::ZERO,
-            timeout: None,
-            cancel: CancellationToken::new(),
-        }
-    }
-
     fn failure(retryable: bool, retry_after: Option<Duration>) -> Failure {
         Failure {
             error: JobError::Handler("boom".into()),
@@ -430,7 +448,7 @@ mod tests {
     fn not_retryable_fails_at_once() {
         let p = RetryPreset::Patient.policy();
         assert_eq!(
-            decide(failure(false, None), &run(0, 5), &p, 0.5),
+            decide(failure(false, None), 0, 5, &p, 0.5),
             Outcome::Fail {
                 reason: "boom".into()
             }
@@ -446,30 +464,30 @@ mod tests {
             .build()
             .unwrap();
         assert_eq!(
-            decide(failure(true, None), &run(0, 3), &p, 0.0),
+            decide(failure(true, None), 0, 3, &p, 0.0),
             Outcome::Retry {
                 reason: "boom".into(),
                 delay: Duration::from_millis(100)
             }
         );
         assert_eq!(
-            decide(failure(true, None), &run(1, 3), &p, 0.0),
+            decide(failure(true, None), 1, 3, &p, 0.0),
             Outcome::Retry {
                 reason: "boom".into(),
                 delay: Duration::from_millis(200)
             }
         );
         assert!(matches!(
-            decide(failure(true, None), &run(2, 3), &p, 0.0),
+            decide(failure(true, None), 2, 3, &p, 0.0),
             Outcome::Fail { .. }
         ));
         // A job with one attempt (or a corrupt zero) never retries.
         assert!(matches!(
-            decide(failure(true, None), &run(0, 1), &p, 0.0),
+            decide(failure(true, None), 0, 1, &p, 0.0),
             Outcome::Fail { .. }
         ));
         assert!(matches!(
-            decide(failure(true, None), &run(0, 0), &p, 0.0),
+            decide(failure(true, None), 0, 0, &p, 0.0),
             Outcome::Fail { .. }
         ));
     }
@@ -478,24 +496,14 @@ mod tests {
     fn retry_after_replaces_the_delay_within_the_total_timeout() {
         let p = RetryPreset::Standard.policy(); // 30 s total
         assert_eq!(
-            decide(
-                failure(true, Some(Duration::from_secs(7))),
-                &run(0, 3),
-                &p,
-                0.9
-            ),
+            decide(failure(true, Some(Duration::from_secs(7))), 0, 3, &p, 0.9),
             Outcome::Retry {
                 reason: "boom".into(),
                 delay: Duration::from_secs(7)
             }
         );
         assert!(matches!(
-            decide(
-                failure(true, Some(Duration::from_secs(31))),
-                &run(0, 3),
-                &p,
-                0.9
-            ),
+            decide(failure(true, Some(Duration::from_secs(31))), 0, 3, &p, 0.9),
             Outcome::Fail { .. }
         ));
     }

@@ -282,7 +282,8 @@ impl Worker {
 
     /// Stops taking jobs and waits up to `timeout` for in flight ones. Jobs still running then
     /// are left active: their lock lapses and another worker runs them again
-    /// ([`QueueError::CloseTimeout`] says how many). Closing twice is a no-op.
+    /// ([`QueueError::CloseTimeout`] says how many); in memory they go back to waiting at once
+    /// (see [`memory`](super::memory)). Closing twice is a no-op.
     pub async fn close(&self, timeout: Duration) -> Result<(), QueueError> {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
