@@ -46,7 +46,6 @@ macro_rules! suite {
         mod redis {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                #[ignore = "needs the Redis backend (Queue::redis), merged separately"]
                 async fn $case() {
                     let server = super::support::RedisServer::start();
                     super::$case(super::redis_queue(&server, stringify!($case)).await).await;
@@ -81,16 +80,13 @@ fn memory_queue(name: &str) -> Queue {
     Queue::in_memory(name, &MemoryBroker::new()).expect("valid queue name")
 }
 
-/// The queue `name` on `server`. The Redis backend (`Queue::redis`) is written in parallel;
-/// once it is merged, the body becomes
-/// ```ignore
-/// let config = resilience::RedisConfig::from_url(&server.url()).unwrap().build().unwrap();
-/// Queue::redis(name, &config).await.unwrap()
-/// ```
-/// and `suite!` drops its `#[ignore]`.
+/// The queue `name` on `server`, through the Redis backend.
 async fn redis_queue(server: &support::RedisServer, name: &str) -> Queue {
-    let _ = (server.url(), name);
-    todo!("Queue::redis lands with the Redis backend")
+    let config = resilience::RedisConfig::from_url(&server.url())
+        .expect("url")
+        .build()
+        .expect("config");
+    Queue::redis(name, &config).await.expect("queue on redis")
 }
 
 /// A worker builder that registers with a private coordinator, not the global one.

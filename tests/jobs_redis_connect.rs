@@ -135,7 +135,6 @@ async fn closed_port_without_fallback_errors_within_the_timeout() {
 }
 
 #[tokio::test]
-#[ignore = "needs in-memory backend"]
 async fn closed_port_with_fallback_runs_in_memory() {
     let port = support::free_port();
     let cfg = RedisConfig::builder()

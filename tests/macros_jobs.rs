@@ -128,7 +128,6 @@ async fn the_functions_stay_callable_as_written() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "needs in-memory backend"]
 async fn enqueue_helpers_apply_the_attribute_unless_options_say_otherwise() {
     let broker = MemoryBroker::new();
     let emails = Queue::in_memory("emails", &broker).unwrap();
@@ -194,7 +193,6 @@ async fn enqueue_helpers_apply_the_attribute_unless_options_say_otherwise() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "needs in-memory backend"]
 async fn a_helper_refuses_another_queue() {
     let broker = MemoryBroker::new();
     let reports = Queue::in_memory("reports", &broker).unwrap();
@@ -213,7 +211,6 @@ async fn a_helper_refuses_another_queue() {
 }
 
 #[tokio::test(start_paused = true)]
-#[ignore = "needs in-memory backend"]
 async fn a_registered_worker_runs_the_jobs_with_their_policies() {
     let broker = MemoryBroker::new();
     let emails = Queue::in_memory("emails", &broker).unwrap();

@@ -424,7 +424,7 @@ pub fn shutdown_hook(args: TokenStream, item: TokenStream) -> TokenStream {
 /// Producers enqueue through the generated helpers; workers run every registered job of their
 /// queue:
 ///
-/// ```no_run
+/// ```
 /// # use resilience::job;
 /// use std::time::Duration;
 /// use resilience::jobs::{JobOptions, JobPriority, MemoryBroker, Queue, QueueError, Worker};
