@@ -242,6 +242,11 @@ fn line(label: &str, f: &Figures, base: &Figures) {
     );
 }
 
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs us without it: stay quick.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -252,7 +257,7 @@ fn main() {
     let rounds: usize = std::env::var("JOBS_BENCH_ROUNDS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if quick { 1 } else { 2 });
+        .unwrap_or(if quick { 1 } else { 3 });
     let server = support::RedisServer::start();
     let port = server.port();
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -260,29 +265,79 @@ fn main() {
         .build()
         .expect("runtime");
     println!(
-        "jobs on one redis-server, N = {n}, {PRODUCERS} producers, worker concurrency {CONCURRENCY}"
+        "jobs on one redis-server, N = {n}, {PRODUCERS} producers, worker concurrency {CONCURRENCY}; \
+         every side starts on an empty server (FLUSHALL), the order alternates per round"
     );
+    let (mut bare_f, mut ours_f, mut node_f) = (Vec::new(), Vec::new(), Vec::new());
+    let mut node_note = None;
     for round in 1..=rounds {
         println!("-- round {round}");
-        let base = rt.block_on(bare(port, n, &format!("bare{round}"), true));
+        let run_bare = |tag: &str| {
+            server.cli(&["FLUSHALL"]);
+            rt.block_on(bare(port, n, &format!("bare{tag}"), true))
+        };
+        let run_ours = |tag: &str| {
+            server.cli(&["FLUSHALL"]);
+            rt.block_on(facade(port, n, &format!("ours{tag}")))
+        };
+        let (base, ours) = if round % 2 == 1 {
+            let b = run_bare("a");
+            (b, run_ours("a"))
+        } else {
+            let o = run_ours("b");
+            (run_bare("b"), o)
+        };
         line("bullmq-official (priority 3)", &base, &base);
-        let plain = rt.block_on(bare(port, n, &format!("plain{round}"), false));
-        line("bullmq-official (no priority)", &plain, &base);
-        let ours = rt.block_on(facade(port, n, &format!("ours{round}")));
         line("resilience::jobs facade", &ours, &base);
+        if round == 1 {
+            server.cli(&["FLUSHALL"]);
+            let plain = rt.block_on(bare(port, n, "plain", false));
+            line("bullmq-official (no priority)", &plain, &base);
+        }
+        server.cli(&["FLUSHALL"]);
         match node(port, n) {
             Ok(f) => {
                 line("Node BullMQ 5 (priority 3)", &f, &base);
-                println!(
-                    "  facade processed / Node processed = {:.2}x",
-                    ours.processed_per_s / f.processed_per_s
-                );
+                node_f.push(f);
             }
-            Err(why) => println!("Node BullMQ: not run ({why})"),
+            Err(why) => node_note = Some(why),
         }
-        server.cli(&["FLUSHALL"]);
+        bare_f.push(base);
+        ours_f.push(ours);
     }
+    let med = |v: &[Figures], f: fn(&Figures) -> f64| median(v.iter().map(f).collect());
+    let (ba, bp) = (
+        med(&bare_f, |f| f.added_per_s),
+        med(&bare_f, |f| f.processed_per_s),
+    );
+    let (oa, op) = (
+        med(&ours_f, |f| f.added_per_s),
+        med(&ours_f, |f| f.processed_per_s),
+    );
+    println!("== medians of {rounds} rounds");
+    println!("bullmq-official   added {ba:>9.0}/s   processed {bp:>9.0}/s");
+    println!(
+        "facade            added {oa:>9.0}/s ({:.2}x)   processed {op:>9.0}/s ({:.2}x)",
+        oa / ba,
+        op / bp
+    );
+    if node_f.is_empty() {
+        println!("Node BullMQ: not run ({})", node_note.unwrap_or_default());
+    } else {
+        let (na, np) = (
+            med(&node_f, |f| f.added_per_s),
+            med(&node_f, |f| f.processed_per_s),
+        );
+        println!(
+            "Node BullMQ 5     added {na:>9.0}/s   processed {np:>9.0}/s   (facade processed = {:.2}x Node)",
+            op / np
+        );
+    }
+    server.cli(&["FLUSHALL"]);
     let secs = if quick { 1 } else { 10 };
     let used = rt.block_on(idle_cpu(port, secs));
-    println!("idle facade worker (concurrency {CONCURRENCY}): {used:?} CPU over {secs} s");
+    println!(
+        "idle facade worker (concurrency {CONCURRENCY}): {} ms CPU over {secs} s (10 ms resolution)",
+        used.as_millis()
+    );
 }

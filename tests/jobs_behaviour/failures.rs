@@ -48,6 +48,8 @@ pub(super) async fn retry_then_complete(queue: Queue) {
     assert_eq!(job.state, JobState::Completed);
     assert_eq!(job.result, Some(json!(3)));
     assert_eq!(job.attempts_made, 3);
+    // Both backends follow BullMQ: a completed job carries no failure reason.
+    assert_eq!(job.failed_reason, None);
     let starts = entries(&starts);
     let attempts: Vec<u32> = starts.iter().map(|s| s.0).collect();
     assert_eq!(attempts, [1, 2, 3]);

@@ -121,7 +121,8 @@ pub struct JobInfo {
     pub attempts_made: u32,
     /// The handler's return value, once completed.
     pub result: Option<serde_json::Value>,
-    /// Why the last attempt failed, if one did.
+    /// Why its last failed attempt failed; cleared when the job completes (BullMQ's rule, on
+    /// both backends).
     pub failed_reason: Option<String>,
     /// The priority number it was stored with (0 = not prioritized).
     pub priority: u32,

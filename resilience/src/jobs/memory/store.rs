@@ -343,6 +343,8 @@ impl State {
         match done.outcome {
             Outcome::Completed(value) => {
                 job.result = Some(value);
+                // BullMQ's rule: a job that completed has no failure reason.
+                job.failed_reason = None;
                 job.state = JobState::Completed;
                 job.finished_at = Some(now);
                 let retention = job.remove_on_complete;

@@ -141,7 +141,9 @@ async fn run(shared: Arc<Shared>, job: Job) -> Result<serde_json::Value, bullmq:
         return Err(bullmq::Error::RateLimited { delay_ms: 0 });
     }
     let _counted = InFlight::enter(&shared);
-    let run = job_run(&job, shared.abandon.child_token());
+    // The worker-wide token itself (a clone is one Arc increment; a child token would take the
+    // parent's lock twice per job): dispatch derives a child only when it has a timeout to fire.
+    let run = job_run(&job, shared.abandon.clone());
     let attempt = run.attempts_made.saturating_add(1);
     let outcome = tokio::select! {
         biased;
