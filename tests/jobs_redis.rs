@@ -6,94 +6,15 @@
 
 mod support;
 
-use std::fmt;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use resilience::Retryable;
 use resilience::jobs::{
-    BackendKind, Handler, JobOptions, JobPriority, JobState, Queue, QueueError, Retention, Worker,
+    BackendKind, Handler, JobOptions, JobPriority, JobState, QueueError, Retention,
 };
-use resilience::redis::RedisConfig;
-use resilience::retry::{Backoff, RetryPolicy};
-use resilience::shutdown::ShutdownCoordinator;
 use serde_json::json;
+use support::jobs::*;
 use support::{RedisServer, poll_until};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn config(port: u16) -> RedisConfig {
-    RedisConfig::builder()
-        .port(port)
-        .key_prefix("t")
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-async fn queue(server: &RedisServer, name: &str) -> Queue {
-    Queue::redis(name, &config(server.port()))
-        .await
-        .expect("queue on redis")
-}
-
-/// A worker on `queue` with `f` as the handler of `name`, its own shutdown coordinator.
-fn builder(queue: &Queue) -> resilience::jobs::WorkerBuilder {
-    Worker::builder(queue).shutdown(&ShutdownCoordinator::new())
-}
-
-/// Polls until job `id` is in `state`; its info then.
-async fn until_state(queue: &Queue, id: &str, state: JobState) -> resilience::jobs::JobInfo {
-    poll_until(WAIT, async || {
-        queue.job(id).await.unwrap().filter(|j| j.state == state)
-    })
-    .await
-    .unwrap_or_else(|| panic!("job {id} never reached {state:?}"))
-}
-
-/// A handler error with a chosen classification and `Retry-After` hint.
-#[derive(Debug, Clone)]
-struct TestError {
-    msg: String,
-    retryable: bool,
-    after: Option<Duration>,
-}
-
-impl TestError {
-    fn transient(msg: impl Into<String>) -> Self {
-        Self {
-            msg: msg.into(),
-            retryable: true,
-            after: None,
-        }
-    }
-}
-
-impl fmt::Display for TestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.msg)
-    }
-}
-
-impl Retryable for TestError {
-    fn is_retryable(&self) -> bool {
-        self.retryable
-    }
-    fn retry_after(&self) -> Option<Duration> {
-        self.after
-    }
-}
-
-fn fixed(attempts: u32, delay: Duration) -> RetryPolicy {
-    RetryPolicy::builder()
-        .max_attempts(attempts)
-        .backoff(Backoff::Fixed)
-        .initial_delay(delay)
-        .jitter(0.0)
-        .total_timeout(Duration::from_secs(60))
-        .build()
-        .unwrap()
-}
 
 #[tokio::test]
 async fn add_process_and_result_stored() {

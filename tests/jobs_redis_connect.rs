@@ -9,44 +9,11 @@ use std::time::{Duration, Instant};
 
 use resilience::Retryable;
 use resilience::jobs::redis::RedisJobsConfig;
-use resilience::jobs::{
-    BackendKind, JobOptions, JobState, MemoryBroker, Queue, QueueError, Worker, WorkerBuilder,
-};
+use resilience::jobs::{BackendKind, JobOptions, JobState, MemoryBroker, Queue, QueueError};
 use resilience::redis::{RedisConfig, RedisError};
-use resilience::shutdown::ShutdownCoordinator;
 use serde_json::json;
+use support::jobs::*;
 use support::{RedisServer, poll_until};
-
-const WAIT: Duration = Duration::from_secs(15);
-
-fn config(port: u16) -> RedisConfig {
-    RedisConfig::builder()
-        .port(port)
-        .key_prefix("t")
-        .connect_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap()
-}
-
-async fn queue(server: &RedisServer, name: &str) -> Queue {
-    Queue::redis(name, &config(server.port()))
-        .await
-        .expect("queue on redis")
-}
-
-/// A worker builder on `queue` with a shutdown coordinator of its own.
-fn builder(queue: &Queue) -> WorkerBuilder {
-    Worker::builder(queue).shutdown(&ShutdownCoordinator::new())
-}
-
-/// Polls until job `id` is in `state`; its info then.
-async fn until_state(queue: &Queue, id: &str, state: JobState) -> resilience::jobs::JobInfo {
-    poll_until(WAIT, async || {
-        queue.job(id).await.unwrap().filter(|j| j.state == state)
-    })
-    .await
-    .unwrap_or_else(|| panic!("job {id} never reached {state:?}"))
-}
 
 /// Handlers here never fail.
 #[derive(Debug)]

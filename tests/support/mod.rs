@@ -512,6 +512,7 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
 }
 
 pub mod cluster;
+pub mod jobs;
 pub mod node;
 pub mod sentinel;
 
