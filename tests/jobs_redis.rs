@@ -456,3 +456,47 @@ async fn concurrency_and_the_queue_wide_rate_limit() {
         assert!(w[2] - w[0] >= Duration::from_millis(450), "{s:?}");
     }
 }
+
+#[tokio::test]
+async fn hostile_queue_and_job_names_are_refused_typed_or_round_trip() {
+    let server = RedisServer::start();
+    let cfg = config(server.port());
+    let jobs = queue(&server, "hostile").await;
+    for name in support::hostile_names() {
+        // A queue name: accepted (and usable) or a typed configuration error, nothing else.
+        match resilience::jobs::Queue::redis(&name, &cfg).await {
+            Ok(q) => {
+                let id = q.add("n", &1u32, JobOptions::new()).await.unwrap();
+                assert_eq!(
+                    q.job(&id).await.unwrap().unwrap().name,
+                    "n",
+                    "queue {name:?}"
+                );
+            }
+            Err(QueueError::Config(e)) => assert_eq!(e.field, "queue", "{name:?}"),
+            Err(e) => panic!("queue {name:?}: unexpected {e:?}"),
+        }
+        // A job name: stored as given, or refused typed.
+        match jobs
+            .add(&name, &json!({ "k": name }), JobOptions::new())
+            .await
+        {
+            Ok(id) => {
+                let job = jobs.job(&id).await.unwrap().unwrap();
+                assert_eq!(
+                    (job.name.as_str(), &job.data),
+                    (name.as_str(), &json!({ "k": name }))
+                );
+            }
+            Err(QueueError::Config(e)) => assert_eq!(e.field, "name", "{name:?}"),
+            Err(e) => panic!("job {name:?}: unexpected {e:?}"),
+        }
+    }
+    // Nothing escaped the queue's keys: every key is under the BullMQ prefix `t/jobs`.
+    let keys = server.cli(&["--raw", "KEYS", "*"]);
+    assert!(
+        keys.lines()
+            .all(|k| k.is_empty() || k.starts_with("t/jobs:")),
+        "{keys}"
+    );
+}

@@ -18,6 +18,7 @@ use tracing::Instrument;
 
 use super::backend::{BoxFuture, JobRun, Outcome, Processor};
 use super::error::JobError;
+use super::options::MAX_DELAY;
 use crate::metrics::{
     JOB_QUEUE_PROCESSED_TOTAL, JOB_QUEUE_PROCESSING_DURATION_SECONDS,
     JOB_QUEUE_WAIT_DURATION_SECONDS,
@@ -239,7 +240,8 @@ pub(crate) fn decide(
             hint
         }
         None => policy.delay(attempt, random),
-    };
+    }
+    .min(MAX_DELAY);
     Outcome::Retry { reason, delay }
 }
 
@@ -506,5 +508,22 @@ mod tests {
             decide(failure(true, Some(Duration::from_secs(31))), 0, 3, &p, 0.9),
             Outcome::Fail { .. }
         ));
+    }
+
+    #[test]
+    fn delays_are_capped_at_max_delay() {
+        let p = RetryPolicy::builder()
+            .max_attempts(3)
+            .no_total_timeout()
+            .build()
+            .unwrap();
+        let forever = Some(Duration::from_secs(u64::MAX));
+        assert_eq!(
+            decide(failure(true, forever), 0, 3, &p, 0.5),
+            Outcome::Retry {
+                reason: "boom".into(),
+                delay: MAX_DELAY
+            }
+        );
     }
 }

@@ -62,7 +62,7 @@ pub use error::{JobError, QueueError};
 pub use handler::{Handler, JobContext};
 pub use health::{BacklogThresholds, JobQueueHealth};
 pub use memory::MemoryBroker;
-pub use options::{JobOptions, JobPriority, MAX_PRIORITY, Retention};
+pub use options::{JobOptions, JobPriority, MAX_DELAY, MAX_PRIORITY, Retention};
 pub use queue::{BackendKind, Queue};
 #[doc(hidden)]
 pub use registry::JobRegistration;

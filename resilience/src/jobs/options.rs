@@ -4,6 +4,11 @@ use std::time::Duration;
 
 use crate::retry::{RetryPolicy, RetryPreset};
 
+/// The longest delay a job may be added with, and the longest a retry waits (a longer retry
+/// delay is shortened to it): 10 years. BullMQ orders delayed jobs by `(due ms) × 4096` in a Lua
+/// double, exact only up to 2^53 — about the year 2039 — so longer delays would lose their order.
+pub const MAX_DELAY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
 /// The highest priority number BullMQ accepts (lower numbers run first; 1 is the highest).
 pub const MAX_PRIORITY: u32 = 2_097_151;
 
@@ -134,7 +139,7 @@ impl JobOptions {
         self
     }
 
-    /// Run no sooner than `delay` from now.
+    /// Run no sooner than `delay` from now (at most [`MAX_DELAY`]).
     pub fn delay(mut self, delay: Duration) -> Self {
         self.delay = Some(delay);
         self
@@ -232,6 +237,9 @@ impl JobOptions {
                 return Err(crate::ConfigError::new("job_id", "must not contain `:`"));
             }
         }
+        if self.delay.is_some_and(|d| d > MAX_DELAY) {
+            return Err(crate::ConfigError::new("delay", "must be at most 10 years"));
+        }
         if self.timeout.is_some_and(|t| t.is_zero()) {
             return Err(crate::ConfigError::new(
                 "timeout",
@@ -239,5 +247,29 @@ impl JobOptions {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn edges_are_typed_errors() {
+        let field = |o: JobOptions| o.validate().unwrap_err().field;
+        assert_eq!(field(JobOptions::new().delay(Duration::MAX)), "delay");
+        assert!(JobOptions::new().delay(MAX_DELAY).validate().is_ok());
+        assert_eq!(
+            field(JobOptions::new().priority(MAX_PRIORITY + 1)),
+            "priority"
+        );
+        assert!(JobOptions::new().priority(MAX_PRIORITY).validate().is_ok());
+        assert_eq!(field(JobOptions::new().job_id("")), "job_id");
+        assert_eq!(field(JobOptions::new().job_id("42")), "job_id");
+        assert_eq!(field(JobOptions::new().job_id("-7")), "job_id");
+        assert!(JobOptions::new().job_id("007").validate().is_ok());
+        assert_eq!(field(JobOptions::new().job_id("a:b")), "job_id");
+        assert_eq!(field(JobOptions::new().timeout(Duration::ZERO)), "timeout");
+        assert!(JobOptions::new().timeout(Duration::MAX).validate().is_ok());
     }
 }
