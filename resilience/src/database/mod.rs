@@ -47,7 +47,7 @@
 //! }
 //!
 //! pub async fn run() -> Result<(), DbError> {
-//!     let pool = sqlx::sqlite::SqlitePoolOptions::new().connect("sqlite::memory:").await?;
+//!     let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
 //!     let db = MeasuredPool::new("main", pool);
 //!     sqlx::query("CREATE TABLE users (id INTEGER PRIMARY KEY)").execute(&db).await?;
 //!     assert_eq!(count_users(db.clone()).await?, 0);

@@ -172,8 +172,8 @@ pub struct QueryStats {
     pub recommendations: Vec<String>,
 }
 
-/// Share of slow queries above which they are called "high" (the seed's 10 %).
-const SLOW_SHARE: f64 = 0.10;
+/// Share of slow queries above which they are called "high": 5 % (the seed calls 12 of 150 high).
+const SLOW_SHARE: f64 = 0.05;
 /// Fewest queries before shares and averages are judged (a handful proves nothing).
 const MIN_QUERIES: u64 = 10;
 

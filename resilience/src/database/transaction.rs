@@ -62,7 +62,7 @@ impl<DB: Database> TransactionSource<DB> for MeasuredPool<DB> {
 /// use resilience::database::{retry_transaction, MeasuredPool};
 /// use resilience::RetryPreset;
 ///
-/// let pool = sqlx::sqlite::SqlitePoolOptions::new().connect("sqlite::memory:").await?;
+/// let pool = sqlx::sqlite::SqlitePoolOptions::new().max_connections(1).connect("sqlite::memory:").await?;
 /// let db = MeasuredPool::new("main", pool);
 /// sqlx::query("CREATE TABLE accounts (id INTEGER PRIMARY KEY, balance INTEGER)").execute(&db).await?;
 /// sqlx::query("INSERT INTO accounts VALUES (1, 100), (2, 0)").execute(&db).await?;
