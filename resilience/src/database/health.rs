@@ -137,9 +137,15 @@ where
 {
     let mut checks = Vec::with_capacity(3);
     let start = Instant::now();
-    let run = probe(pool, config, &mut checks);
+    let mut stats = None;
+    let run = async {
+        let conn = probe(pool, config, &mut checks).await?;
+        stats = Some(released(pool));
+        drop(conn);
+        Ok::<_, String>(())
+    };
     let error = match tokio::time::timeout(config.timeout, run).await {
-        Ok(Ok(_)) => None,
+        Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
         Err(_) => {
             let msg = format!("timed out after {:?}", config.timeout);
@@ -147,7 +153,7 @@ where
             Some(msg)
         }
     };
-    finish(pool, config, checks, error, start.elapsed(), None)
+    finish(pool, config, checks, error, start.elapsed(), stats, None)
 }
 
 /// [`check_database_health`] with the server's version and the pool's settings in
@@ -178,10 +184,12 @@ where
     let start = Instant::now();
     let mut latency = None;
     let mut version = None;
+    let mut stats = None;
     let run = async {
         let mut conn = probe(pool, config, &mut checks).await?;
         latency = Some(start.elapsed());
         let Some(sql) = version_query(DB::NAME) else {
+            stats = Some(released(pool));
             return Ok(());
         };
         let t = Instant::now();
@@ -201,6 +209,7 @@ where
             latency: t.elapsed(),
             message,
         });
+        stats = Some(released(pool));
         Ok(())
     };
     let error = match tokio::time::timeout(config.timeout, run).await {
@@ -224,7 +233,7 @@ where
         max_lifetime: opts.get_max_lifetime(),
     };
     let latency = latency.unwrap_or_else(|| start.elapsed());
-    finish(pool, config, checks, error, latency, Some(details))
+    finish(pool, config, checks, error, latency, stats, Some(details))
 }
 
 /// Acquire, then the probe; records both steps. Returns the connection (the verbose check
@@ -300,6 +309,7 @@ fn finish<DB: Database>(
     checks: Vec<DatabaseCheck>,
     error: Option<String>,
     latency: Duration,
+    stats: Option<PoolStats>,
     details: Option<DatabaseDetails>,
 ) -> DatabaseHealthReport {
     let status = if error.is_some() {
@@ -312,10 +322,18 @@ fn finish<DB: Database>(
         latency,
         checks,
         error,
-        pool: pool.stats(),
+        pool: stats.unwrap_or_else(|| pool.stats()),
         details,
         checked_at: SystemTime::now(),
     }
+}
+
+/// The pool's figures with the check's own connection counted as returned (it is, right after),
+/// and the gauges updated to them.
+fn released<DB: Database>(pool: &MeasuredPool<DB>) -> PoolStats {
+    let s = pool.inner.stats_releasing(1);
+    pool.inner.publish(s);
+    s
 }
 
 /// The query that reads the server's version, per sqlx driver name.
