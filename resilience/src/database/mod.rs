@@ -69,6 +69,10 @@
 //! # fn main() {}
 //! ```
 
+/// The sqlx this module is built on, so that callers (and tests) use the same version.
+#[doc(no_inline)]
+pub use sqlx;
+
 pub mod error;
 mod executor;
 mod health;

@@ -55,6 +55,11 @@ impl<DB: Database> TransactionSource<DB> for MeasuredPool<DB> {
 /// server; it is retried like any lost connection, so make the transaction idempotent (a unique
 /// key, an `ON CONFLICT`, a version check) where a double apply would matter.
 ///
+/// **In a spawned task or an axum handler** (a future that must be `Send`), give an
+/// `async move` closure that owns what it captures (clones, `Arc`s): rustc (1.95) cannot yet
+/// prove the future `Send` when the async closure holds a borrow of a local ("implementation
+/// of `Send` is not general enough"). Borrowing locals works where `Send` is not needed.
+///
 /// ```
 /// # #[cfg(feature = "sqlite")]
 /// # #[tokio::main(flavor = "current_thread")]
@@ -87,7 +92,7 @@ pub async fn retry_transaction<DB, P, F, T, E>(
 where
     DB: Database,
     P: TransactionSource<DB> + ?Sized,
-    F: AsyncFnMut(&mut Transaction<'static, DB>) -> Result<T, E>,
+    F: for<'c> AsyncFnMut(&mut Transaction<'c, DB>) -> Result<T, E>,
     E: From<sqlx::Error> + Retryable + 'static,
 {
     let policy: RetryPolicy = policy.into();
@@ -117,7 +122,7 @@ async fn attempt<DB, P, F, T, E>(pool: &P, f: &mut F) -> Result<T, E>
 where
     DB: Database,
     P: TransactionSource<DB> + ?Sized,
-    F: AsyncFnMut(&mut Transaction<'static, DB>) -> Result<T, E>,
+    F: for<'c> AsyncFnMut(&mut Transaction<'c, DB>) -> Result<T, E>,
     E: From<sqlx::Error>,
 {
     let mut tx = pool.begin_transaction().await?;
