@@ -519,6 +519,42 @@ async fn retry_transaction_waits_out_sqlite_busy_and_commits_once() {
 }
 
 #[tokio::test]
+async fn real_sqlite_errors_are_classified() {
+    let file = Db::new();
+    let db = MeasuredPool::new("classify", file.pool(1).await);
+    setup(&db).await;
+    let mut holder = file.connection().await;
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let busy = sqlx::query("INSERT INTO t (v) VALUES ('x')")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    let code = busy.as_database_error().and_then(|e| e.code()).unwrap();
+    assert_eq!(code, "5", "{busy:?}");
+    assert!(busy.is_retryable());
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+
+    let syntax = sqlx::query("SELEC 1").execute(&db).await.unwrap_err();
+    assert!(!syntax.is_retryable(), "{syntax:?}");
+    let missing = sqlx::query("SELECT * FROM nope")
+        .execute(&db)
+        .await
+        .unwrap_err();
+    assert!(!missing.is_retryable(), "{missing:?}");
+    let none = sqlx::query("SELECT 1 WHERE 0")
+        .fetch_one(&db)
+        .await
+        .unwrap_err();
+    assert!(matches!(none, sqlx::Error::RowNotFound) && !none.is_retryable());
+}
+
+#[tokio::test]
 async fn retry_transaction_rolls_back_on_a_permanent_error() {
     let file = Db::new();
     let db = MeasuredPool::new("rollback", file.pool(2).await);

@@ -238,6 +238,11 @@ where
 
 /// Acquire, then the probe; records both steps. Returns the connection (the verbose check
 /// reads the version on it).
+///
+/// One round trip when a connection is idle: it is taken without the ping sqlx's acquire sends
+/// (`test_before_acquire`), the probe being the liveness test. If that connection turns out
+/// dead (an idle connection from before a server restart), the probe is made once more on a
+/// connection from the measured acquire, which replaces dead ones.
 async fn probe<DB>(
     pool: &MeasuredPool<DB>,
     config: &DatabaseHealthConfig,
@@ -248,13 +253,37 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let t = Instant::now();
+    if let Some(mut conn) = pool.pool().try_acquire() {
+        step(checks, "acquire", t, Ok(()))?;
+        let t = Instant::now();
+        match conn.execute(AssertSqlSafe(config.query.clone())).await {
+            Ok(_) => {
+                step(checks, "query", t, Ok(()))?;
+                return Ok(conn);
+            }
+            Err(e) if !is_connection_lost(&e) => {
+                step::<()>(checks, "query", t, Err(e))?;
+            }
+            Err(_) => {
+                // A stale connection says nothing about the server: sqlx closes it when it
+                // fails its return ping; ask the pool for a live one.
+                checks.clear();
+            }
+        }
+    }
+    let t = Instant::now();
     let acquired = pool.acquire().await;
     let mut conn = step(checks, "acquire", t, acquired)?;
     let t = Instant::now();
-    let sql = AssertSqlSafe(config.query.clone());
-    let ran = conn.execute(sql).await;
+    let ran = conn.execute(AssertSqlSafe(config.query.clone())).await;
     step(checks, "query", t, ran)?;
     Ok(conn)
+}
+
+/// Errors that may be the connection's rather than the server's: a lost connection, a protocol
+/// error, or a transient one (a backend terminated by a restart reports `57P01`).
+fn is_connection_lost(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Protocol(_)) || crate::retry::Retryable::is_retryable(e)
 }
 
 fn step<T>(
