@@ -51,21 +51,6 @@ async fn measured_round(pool: &MeasuredPool<sqlx::Postgres>) -> Duration {
     median(t)
 }
 
-/// Transactions the server counted for database `app` (each autocommit statement is one).
-async fn xacts(admin: &sqlx::PgPool) -> i64 {
-    // The statistics collector publishes with a delay: ask it to forget its snapshot first.
-    sqlx::query("SELECT pg_stat_clear_snapshot()")
-        .execute(admin)
-        .await
-        .ok();
-    sqlx::query_scalar(
-        "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = 'app'",
-    )
-    .fetch_one(admin)
-    .await
-    .expect("pg_stat_database")
-}
-
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let rounds: usize = std::env::var("DB_BENCH_ROUNDS")
