@@ -158,7 +158,10 @@ async fn queries_through_the_executor_are_counted_and_timed() {
             .collect();
         seen.insert(format!("{}{{{}}}", key.name(), labels.join(",")), value);
     }
-    let get = |k: &str| seen.get(k).unwrap_or_else(|| panic!("{k} missing: {seen:?}"));
+    let get = |k: &str| {
+        seen.get(k)
+            .unwrap_or_else(|| panic!("{k} missing: {seen:?}"))
+    };
     match get(&format!("{DB_QUERY_DURATION_SECONDS}{{pool=main}}")) {
         DebugValue::Histogram(v) => assert_eq!(v.len(), 26),
         other => panic!("{other:?}"),
@@ -173,10 +176,11 @@ async fn queries_through_the_executor_are_counted_and_timed() {
     }
     let stats = db.stats();
     assert_eq!(stats.active, 0);
-    let gauge = |state: &str| match get(&format!("{DB_POOL_CONNECTIONS}{{pool=main,state={state}}}")) {
-        DebugValue::Gauge(g) => g.into_inner(),
-        other => panic!("{other:?}"),
-    };
+    let gauge =
+        |state: &str| match get(&format!("{DB_POOL_CONNECTIONS}{{pool=main,state={state}}}")) {
+            DebugValue::Gauge(g) => g.into_inner(),
+            other => panic!("{other:?}"),
+        };
     assert_eq!(gauge("total"), f64::from(stats.total));
     assert_eq!(gauge("idle"), f64::from(stats.idle));
     assert_eq!(gauge("active"), 0.0);
@@ -201,7 +205,10 @@ async fn a_stream_is_timed_until_dropped_and_its_connection_returns() {
     assert_eq!(db.query_stats().count, before + 1);
     assert_eq!(db.stats().active, 0);
     // Run to its end: counted once.
-    let all = sqlx::query("SELECT 1 UNION ALL SELECT 2").fetch(&db).collect::<Vec<_>>().await;
+    let all = sqlx::query("SELECT 1 UNION ALL SELECT 2")
+        .fetch(&db)
+        .collect::<Vec<_>>()
+        .await;
     assert_eq!(all.len(), 2);
     assert_eq!(db.query_stats().count, before + 2);
     db.reset_query_stats();
@@ -292,7 +299,11 @@ async fn acquire_timeout_is_typed_retryable_and_leaks_nothing() {
     assert_eq!(db.stats().waiting, 0);
     drop((a, b));
     let s = db.stats();
-    assert_eq!((s.total, s.idle, s.active, s.waiting), (2, 2, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.total, s.idle, s.active, s.waiting),
+        (2, 2, 0, 0),
+        "{s:?}"
+    );
     // Both connections serve again.
     let (x, y) = tokio::join!(db.acquire(), db.acquire());
     assert!(x.is_ok() && y.is_ok());
@@ -327,7 +338,9 @@ async fn health_report_and_verbose_details() {
     let d = v.details.expect("details");
     assert_eq!(d.database, "SQLite");
     assert!(
-        d.server_version.as_deref().is_some_and(|s| s.starts_with("3.")),
+        d.server_version
+            .as_deref()
+            .is_some_and(|s| s.starts_with("3.")),
         "{d:?}"
     );
     assert_eq!((d.max_connections, d.min_connections), (3, 1));
@@ -365,9 +378,16 @@ async fn health_report_and_verbose_details() {
     };
     let start = std::time::Instant::now();
     let r = check_database_health_with(&db, &hang).await;
-    assert!(start.elapsed() < Duration::from_secs(2), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(r.status, HealthStatus::Unhealthy);
-    assert!(r.error.as_deref().is_some_and(|e| e.contains("timed out")), "{r:?}");
+    assert!(
+        r.error.as_deref().is_some_and(|e| e.contains("timed out")),
+        "{r:?}"
+    );
     assert_eq!(r.checks.last().map(|c| c.name), Some("query"), "{r:?}");
 }
 
@@ -391,7 +411,13 @@ async fn health_errors_are_redacted() {
     registry.required(DatabaseHealthCheck::new(db.clone()).with_config(config));
     let report = registry.check().await;
     let check = report.check("database").expect("database check");
-    assert!(!check.message.as_deref().unwrap_or_default().contains("hunter2"));
+    assert!(
+        !check
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("hunter2")
+    );
 }
 
 #[tokio::test]
@@ -404,15 +430,24 @@ async fn health_check_in_a_registry() {
     let report = registry.check().await;
     assert_eq!(report.status, HealthStatus::Healthy, "{report:?}");
     assert!(report.is_ready());
-    assert_eq!(report.check("database").unwrap().status, HealthStatus::Healthy);
-    assert_eq!(report.check("replica").unwrap().status, HealthStatus::Healthy);
+    assert_eq!(
+        report.check("database").unwrap().status,
+        HealthStatus::Healthy
+    );
+    assert_eq!(
+        report.check("replica").unwrap().status,
+        HealthStatus::Healthy
+    );
 
     db.close().await;
     let report = registry.check().await;
     assert_eq!(report.status, HealthStatus::Unhealthy, "{report:?}");
     let check = report.check("database").unwrap();
     assert!(
-        check.message.as_deref().is_some_and(|m| m.contains("closed pool")),
+        check
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("closed pool")),
         "{check:?}"
     );
 }
@@ -433,7 +468,10 @@ async fn retry_transaction_waits_out_sqlite_busy_and_commits_once() {
     let retried_tx = std::sync::Mutex::new(Some(retried_tx));
     let release = tokio::spawn(async move {
         retried.await.unwrap();
-        sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+        sqlx::raw_sql("ROLLBACK")
+            .execute(&mut holder)
+            .await
+            .unwrap();
     });
 
     let policy = RetryPolicy::builder()
@@ -489,7 +527,8 @@ async fn retry_transaction_rolls_back_on_a_permanent_error() {
     .await
     .unwrap_err();
     assert!(
-        err.as_database_error().is_some_and(|e| e.is_unique_violation()),
+        err.as_database_error()
+            .is_some_and(|e| e.is_unique_violation()),
         "{err:?}"
     );
     assert_eq!(attempts.load(Ordering::Relaxed), 1);

@@ -324,6 +324,31 @@ pub fn signal(pid: u32, sig: &str) {
         .status();
 }
 
+/// A process stopped (SIGSTOP) for a while, as a hung server or a network partition looks to its
+/// clients; continued (SIGCONT) after the pause, and on drop at the latest.
+#[derive(Debug)]
+pub struct Stall {
+    pid: u32,
+}
+
+impl Stall {
+    /// Stop `pid` now and continue it after `pause` (from a thread of its own).
+    pub fn new(pid: u32, pause: Duration) -> Self {
+        signal(pid, "STOP");
+        std::thread::spawn(move || {
+            std::thread::sleep(pause);
+            signal(pid, "CONT");
+        });
+        Self { pid }
+    }
+}
+
+impl Drop for Stall {
+    fn drop(&mut self) {
+        signal(self.pid, "CONT");
+    }
+}
+
 /// SIGKILL the child's process group while the child is still unreaped (so its pid, which is
 /// the group id, cannot have been reused), then reap it.
 fn kill_group_and_reap(mut child: Child) {
