@@ -137,9 +137,15 @@ where
 {
     let mut checks = Vec::with_capacity(3);
     let start = Instant::now();
-    let run = probe(pool, config, &mut checks);
+    let mut stats = None;
+    let run = async {
+        let conn = probe(pool, config, &mut checks).await?;
+        stats = Some(released(pool));
+        drop(conn);
+        Ok::<_, String>(())
+    };
     let error = match tokio::time::timeout(config.timeout, run).await {
-        Ok(Ok(_)) => None,
+        Ok(Ok(())) => None,
         Ok(Err(e)) => Some(e),
         Err(_) => {
             let msg = format!("timed out after {:?}", config.timeout);
@@ -147,7 +153,7 @@ where
             Some(msg)
         }
     };
-    finish(pool, config, checks, error, start.elapsed(), None)
+    finish(pool, config, checks, error, start.elapsed(), stats, None)
 }
 
 /// [`check_database_health`] with the server's version and the pool's settings in
@@ -178,10 +184,12 @@ where
     let start = Instant::now();
     let mut latency = None;
     let mut version = None;
+    let mut stats = None;
     let run = async {
         let mut conn = probe(pool, config, &mut checks).await?;
         latency = Some(start.elapsed());
         let Some(sql) = version_query(DB::NAME) else {
+            stats = Some(released(pool));
             return Ok(());
         };
         let t = Instant::now();
@@ -201,6 +209,7 @@ where
             latency: t.elapsed(),
             message,
         });
+        stats = Some(released(pool));
         Ok(())
     };
     let error = match tokio::time::timeout(config.timeout, run).await {
@@ -224,11 +233,16 @@ where
         max_lifetime: opts.get_max_lifetime(),
     };
     let latency = latency.unwrap_or_else(|| start.elapsed());
-    finish(pool, config, checks, error, latency, Some(details))
+    finish(pool, config, checks, error, latency, stats, Some(details))
 }
 
 /// Acquire, then the probe; records both steps. Returns the connection (the verbose check
 /// reads the version on it).
+///
+/// One round trip when a connection is idle: it is taken without the ping sqlx's acquire sends
+/// (`test_before_acquire`), the probe being the liveness test. If that connection turns out
+/// dead (an idle connection from before a server restart), the probe is made once more on a
+/// connection from the measured acquire, which replaces dead ones.
 async fn probe<DB>(
     pool: &MeasuredPool<DB>,
     config: &DatabaseHealthConfig,
@@ -239,13 +253,37 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let t = Instant::now();
+    if let Some(mut conn) = pool.pool().try_acquire() {
+        step(checks, "acquire", t, Ok(()))?;
+        let t = Instant::now();
+        match conn.execute(AssertSqlSafe(config.query.clone())).await {
+            Ok(_) => {
+                step(checks, "query", t, Ok(()))?;
+                return Ok(conn);
+            }
+            Err(e) if !is_connection_lost(&e) => {
+                step::<()>(checks, "query", t, Err(e))?;
+            }
+            Err(_) => {
+                // A stale connection says nothing about the server: sqlx closes it when it
+                // fails its return ping; ask the pool for a live one.
+                checks.clear();
+            }
+        }
+    }
+    let t = Instant::now();
     let acquired = pool.acquire().await;
     let mut conn = step(checks, "acquire", t, acquired)?;
     let t = Instant::now();
-    let sql = AssertSqlSafe(config.query.clone());
-    let ran = conn.execute(sql).await;
+    let ran = conn.execute(AssertSqlSafe(config.query.clone())).await;
     step(checks, "query", t, ran)?;
     Ok(conn)
+}
+
+/// Errors that may be the connection's rather than the server's: a lost connection, a protocol
+/// error, or a transient one (a backend terminated by a restart reports `57P01`).
+fn is_connection_lost(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Protocol(_)) || crate::retry::Retryable::is_retryable(e)
 }
 
 fn step<T>(
@@ -300,6 +338,7 @@ fn finish<DB: Database>(
     checks: Vec<DatabaseCheck>,
     error: Option<String>,
     latency: Duration,
+    stats: Option<PoolStats>,
     details: Option<DatabaseDetails>,
 ) -> DatabaseHealthReport {
     let status = if error.is_some() {
@@ -312,10 +351,18 @@ fn finish<DB: Database>(
         latency,
         checks,
         error,
-        pool: pool.stats(),
+        pool: stats.unwrap_or_else(|| pool.stats()),
         details,
         checked_at: SystemTime::now(),
     }
+}
+
+/// The pool's figures with the check's own connection counted as returned (it is, right after),
+/// and the gauges updated to them.
+fn released<DB: Database>(pool: &MeasuredPool<DB>) -> PoolStats {
+    let s = pool.inner.stats_releasing(1);
+    pool.inner.publish(s);
+    s
 }
 
 /// The query that reads the server's version, per sqlx driver name.

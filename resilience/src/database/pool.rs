@@ -323,7 +323,20 @@ impl<DB: Database> Inner<DB> {
         DB::NAME == "SQLite" && self.pool.options().get_max_connections() == 1
     }
 
-    fn stats(&self) -> PoolStats {
+    /// The figures as they will be once `n` connections held by the caller are back in the pool
+    /// (sqlx returns a dropped connection from a background task, after a ping: an immediate
+    /// read would still count it active).
+    pub(crate) fn stats_releasing(&self, n: u32) -> PoolStats {
+        let mut s = self.stats();
+        if !(self.is_single_sqlite() && s.total == 1) {
+            let n = n.min(s.active);
+            s.active -= n;
+            s.idle += n;
+        }
+        s
+    }
+
+    pub(crate) fn stats(&self) -> PoolStats {
         let total = self.pool.size();
         let idle = u32::try_from(self.pool.num_idle())
             .unwrap_or(u32::MAX)
@@ -344,7 +357,7 @@ impl<DB: Database> Inner<DB> {
         }
     }
 
-    fn publish(&self, s: PoolStats) {
+    pub(crate) fn publish(&self, s: PoolStats) {
         self.m.idle.set(f64::from(s.idle));
         self.m.active.set(f64::from(s.active));
         self.m.total.set(f64::from(s.total));
