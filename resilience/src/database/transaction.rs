@@ -92,6 +92,9 @@ pub async fn retry_transaction<DB, P, F, T, E>(
 where
     DB: Database,
     P: TransactionSource<DB> + ?Sized,
+    // Any `'c`, not `'static` (which the transaction is): with `'static` rustc fails to prove
+    // the call `Send` in a spawned task ("implementation of `AsyncFnMut` is not general
+    // enough"), the closure's signature being inferred over a lifetime it then erases.
     F: for<'c> AsyncFnMut(&mut Transaction<'c, DB>) -> Result<T, E>,
     E: From<sqlx::Error> + Retryable + 'static,
 {
