@@ -21,7 +21,7 @@ const MAX_CONNECTIONS: u32 = 4;
 /// The pool's acquire timeout: the deadline of a call while the server is down.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_millis(500);
 /// What a call may take beyond the acquire timeout (a `SELECT 1`, and scheduling on 2 cores).
-const CALL_SLACK: Duration = Duration::from_millis(300);
+const CALL_SLACK: Duration = Duration::from_millis(500);
 const DOWN_FOR: Duration = Duration::from_secs(1);
 /// The target: a success within 2 s of the server accepting again.
 const RECOVERY_TARGET: Duration = Duration::from_secs(2);
