@@ -513,6 +513,7 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
 
 pub mod cluster;
 pub mod jobs;
+pub mod mariadb;
 pub mod node;
 pub mod postgres;
 pub mod sentinel;

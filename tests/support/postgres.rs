@@ -351,7 +351,7 @@ impl Drop for Stall {
 
 /// SIGKILL the child's process group while the child is still unreaped (so its pid, which is
 /// the group id, cannot have been reused), then reap it.
-fn kill_group_and_reap(mut child: Child) {
+pub(super) fn kill_group_and_reap(mut child: Child) {
     signal_group(child.id(), "KILL");
     let _ = child.kill();
     let _ = child.wait();
@@ -377,7 +377,7 @@ fn bins() -> &'static Bins {
     BINS.get_or_init(|| {
         let dir = find_bin_dir().unwrap_or_else(|| panic!("{INSTALL_HINT}"));
         let run_as = (effective_uid() == 0).then(|| {
-            postgres_user().unwrap_or_else(|| {
+            system_user("postgres").unwrap_or_else(|| {
                 panic!("running as root and there is no `postgres` system user; {INSTALL_HINT}")
             })
         });
@@ -407,7 +407,8 @@ fn find_bin_dir() -> Option<PathBuf> {
     })
 }
 
-fn effective_uid() -> u32 {
+/// This process's effective user id (0: root).
+pub(super) fn effective_uid() -> u32 {
     fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -419,11 +420,12 @@ fn effective_uid() -> u32 {
         .unwrap_or(u32::MAX)
 }
 
-fn postgres_user() -> Option<(u32, u32)> {
+/// `(uid, gid)` of a system user, from `/etc/passwd`.
+pub(super) fn system_user(name: &str) -> Option<(u32, u32)> {
     let passwd = fs::read_to_string("/etc/passwd").ok()?;
     passwd.lines().find_map(|line| {
         let fields: Vec<&str> = line.split(':').collect();
-        (fields.first() == Some(&"postgres") && fields.len() > 3)
+        (fields.first() == Some(&name) && fields.len() > 3)
             .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
             .flatten()
     })
@@ -437,7 +439,8 @@ fn as_postgres(cmd: &mut Command, bins: &Bins) {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+/// `cp -a from to`.
+pub(super) fn copy_dir(from: &Path, to: &Path) {
     // `cp -a` keeps the owner (postgres) and the 0700 mode the server insists on.
     let out = Command::new("cp")
         .arg("-a")
@@ -502,7 +505,7 @@ fn init_template(bins: &Bins, data: &Path) {
         .args(["--no-sync", "--no-instructions", "--wal-segsize=1"])
         .env("LC_ALL", "C");
     as_postgres(&mut initdb, bins);
-    run(initdb, None, "initdb");
+    run(initdb, None, "initdb", INSTALL_HINT);
     // Single-user mode makes the roles and database without starting a server on a port.
     let sql = format!(
         "ALTER ROLE postgres PASSWORD '{SUPERUSER_PASSWORD}';\n\
@@ -516,21 +519,24 @@ fn init_template(bins: &Bins, data: &Path) {
         .args(["-c", "fsync=off", "postgres"])
         .env("LC_ALL", "C");
     as_postgres(&mut single, bins);
-    let out = run(single, Some(&sql), "postgres --single");
+    let out = run(single, Some(&sql), "postgres --single", INSTALL_HINT);
     assert!(
         !out.contains("ERROR"),
         "creating the app role and database failed:\n{out}"
     );
 }
 
-fn run(mut cmd: Command, stdin: Option<&str>, what: &str) -> String {
+/// Run `cmd` to completion with `stdin`, panicking with its output if it fails.
+pub(super) fn run(mut cmd: Command, stdin: Option<&str>, what: &str, install_hint: &str) -> String {
     use std::io::Write;
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = match cmd.spawn() {
         Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            panic!("{what} not found: {install_hint}")
+        }
         Err(e) => panic!("spawning {what}: {e}"),
     };
     if let Some(input) = stdin {
