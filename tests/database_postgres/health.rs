@@ -182,6 +182,7 @@ async fn a_stalled_backend_grades_degraded_then_unhealthy() {
 async fn the_check_in_a_registry_follows_the_server() {
     let mut pg = PostgresServer::start();
     let db = measured(&pg, 2, Duration::from_millis(300));
+    warm(&db, 1).await;
     let registry = HealthRegistry::new();
     registry.required(DatabaseHealthCheck::new(db.clone()).named("postgres"));
 
@@ -197,6 +198,10 @@ async fn the_check_in_a_registry_follows_the_server() {
     assert!(check.message.is_some(), "{check:?}");
 
     tokio::task::block_in_place(|| pg.start_again());
+    // The first check after the restart opens a connection, which may grade it degraded on a
+    // loaded machine: back means ready, with no error.
     let again = registry.check().await;
-    assert_eq!(again.status, HealthStatus::Healthy, "{again:?}");
+    assert!(again.is_ready(), "{again:?}");
+    let check = again.check("postgres").expect("the check");
+    assert_ne!(check.status, HealthStatus::Unhealthy, "{check:?}");
 }
