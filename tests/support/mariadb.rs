@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use super::postgres::{copy_dir, effective_uid, kill_group_and_reap, run, signal, system_user};
+use super::process::{copy_dir, effective_uid, kill_group_and_reap, run, signal, system_user};
 
 const INSTALL_HINT: &str = "MariaDB server binaries (mariadbd, mariadb-install-db) not found: \
      apt-get install mariadb-server (or run ./scripts/test, which does)";

@@ -516,6 +516,7 @@ pub mod jobs;
 pub mod mariadb;
 pub mod node;
 pub mod postgres;
+pub mod process;
 pub mod sentinel;
 
 /// Names that once broke a key: empty, braces, globs, separators, unicode, very long.
