@@ -43,6 +43,9 @@ const FAST_SETTINGS: &[(&str, &str)] = &[
     ("max_connections", "100"),
     // Tests SIGSTOP and kill servers; nothing should wait on a checkpoint or autovacuum.
     ("autovacuum", "off"),
+    // Dynamic shared memory as files in the data directory, not /dev/shm segments: a killed
+    // server cannot clean up, and its segments would stay behind in memory.
+    ("dynamic_shared_memory_type", "mmap"),
     ("log_min_messages", "warning"),
 ];
 
