@@ -17,6 +17,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use super::process::{copy_dir, effective_uid, kill_group_and_reap, run, signal, system_user};
+
 const INSTALL_HINT: &str = "PostgreSQL server binaries (initdb, postgres) not found: \
      apt-get install postgresql (or run ./scripts/test, which does)";
 
@@ -41,6 +43,9 @@ const FAST_SETTINGS: &[(&str, &str)] = &[
     ("max_connections", "100"),
     // Tests SIGSTOP and kill servers; nothing should wait on a checkpoint or autovacuum.
     ("autovacuum", "off"),
+    // Dynamic shared memory as files in the data directory, not /dev/shm segments: a killed
+    // server cannot clean up, and its segments would stay behind in memory.
+    ("dynamic_shared_memory_type", "mmap"),
     ("log_min_messages", "warning"),
 ];
 
@@ -316,29 +321,6 @@ impl Drop for PostgresServer {
     }
 }
 
-/// Send `sig` (a name such as `STOP`, `CONT`, `INT`, `KILL`) to a process.
-pub fn signal(pid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", sig, "--", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
-}
-
-/// SIGKILL the child's process group while the child is still unreaped (so its pid, which is
-/// the group id, cannot have been reused), then reap it.
-fn kill_group_and_reap(mut child: Child) {
-    signal_group(child.id(), "KILL");
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn signal_group(pgid: u32, sig: &str) {
-    let _ = Command::new("kill")
-        .args(["-s", sig, "--", &format!("-{pgid}")])
-        .stderr(Stdio::null())
-        .status();
-}
-
 /// Where the server binaries are, and whom to run them as.
 #[derive(Debug)]
 struct Bins {
@@ -352,7 +334,7 @@ fn bins() -> &'static Bins {
     BINS.get_or_init(|| {
         let dir = find_bin_dir().unwrap_or_else(|| panic!("{INSTALL_HINT}"));
         let run_as = (effective_uid() == 0).then(|| {
-            postgres_user().unwrap_or_else(|| {
+            system_user("postgres").unwrap_or_else(|| {
                 panic!("running as root and there is no `postgres` system user; {INSTALL_HINT}")
             })
         });
@@ -382,49 +364,12 @@ fn find_bin_dir() -> Option<PathBuf> {
     })
 }
 
-fn effective_uid() -> u32 {
-    fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(u32::MAX)
-}
-
-fn postgres_user() -> Option<(u32, u32)> {
-    let passwd = fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let fields: Vec<&str> = line.split(':').collect();
-        (fields.first() == Some(&"postgres") && fields.len() > 3)
-            .then(|| Some((fields[2].parse().ok()?, fields[3].parse().ok()?)))
-            .flatten()
-    })
-}
-
 fn as_postgres(cmd: &mut Command, bins: &Bins) {
     if let Some((uid, gid)) = bins.run_as {
         // std drops the supplementary groups too when switching away from root.
         std::os::unix::process::CommandExt::uid(cmd, uid);
         std::os::unix::process::CommandExt::gid(cmd, gid);
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    // `cp -a` keeps the owner (postgres) and the 0700 mode the server insists on.
-    let out = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .output()
-        .expect("run cp");
-    assert!(
-        out.status.success(),
-        "cp -a {from:?} {to:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// The template data directory, created once (by whichever test process gets there first) under
@@ -477,7 +422,7 @@ fn init_template(bins: &Bins, data: &Path) {
         .args(["--no-sync", "--no-instructions", "--wal-segsize=1"])
         .env("LC_ALL", "C");
     as_postgres(&mut initdb, bins);
-    run(initdb, None, "initdb");
+    run(initdb, None, "initdb", INSTALL_HINT);
     // Single-user mode makes the roles and database without starting a server on a port.
     let sql = format!(
         "ALTER ROLE postgres PASSWORD '{SUPERUSER_PASSWORD}';\n\
@@ -491,42 +436,9 @@ fn init_template(bins: &Bins, data: &Path) {
         .args(["-c", "fsync=off", "postgres"])
         .env("LC_ALL", "C");
     as_postgres(&mut single, bins);
-    let out = run(single, Some(&sql), "postgres --single");
+    let out = run(single, Some(&sql), "postgres --single", INSTALL_HINT);
     assert!(
         !out.contains("ERROR"),
         "creating the app role and database failed:\n{out}"
     );
-}
-
-fn run(mut cmd: Command, stdin: Option<&str>, what: &str) -> String {
-    use std::io::Write;
-    cmd.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = match cmd.spawn() {
-        Ok(c) => c,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!("{INSTALL_HINT}"),
-        Err(e) => panic!("spawning {what}: {e}"),
-    };
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("piped stdin")
-            .write_all(input.as_bytes())
-            .expect("write to stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("wait for the command");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{text}",
-        out.status
-    );
-    text
 }
