@@ -11,6 +11,8 @@
 
 pub mod bulkhead;
 pub mod circuit_breaker;
+#[cfg(feature = "database")]
+pub mod database;
 pub mod error;
 pub mod health;
 #[cfg(any(feature = "tower", feature = "axum"))]
@@ -52,6 +54,13 @@ pub use rate_limit::{KeyedRateLimiter, RateLimitDecision, RateLimited, RateLimit
 // --- redis re-exports ---
 #[cfg(feature = "redis")]
 pub use crate::redis::{RedisClient, RedisConfig, RedisKey};
+
+// --- database re-exports ---
+#[cfg(feature = "database")]
+pub use database::{
+    DatabaseHealthCheck, MeasuredPool, PoolStats, QueryStats, check_database_health,
+    retry_transaction,
+};
 
 // --- shutdown / health re-exports ---
 pub use shutdown::{

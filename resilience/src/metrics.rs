@@ -45,3 +45,18 @@ pub const JOB_QUEUE_PROCESSING_DURATION_SECONDS: &str = "job_queue_processing_du
 pub const JOB_QUEUE_WAIT_DURATION_SECONDS: &str = "job_queue_wait_duration_seconds";
 /// Counter, label `queue`: jobs added to the in-memory fallback because Redis was unreachable.
 pub const JOB_QUEUE_FALLBACK_TOTAL: &str = "job_queue_fallback_total";
+
+/// Gauge, labels `pool`, `state` (`idle`, `active`, `total`): connections of a
+/// [`MeasuredPool`](crate::database::MeasuredPool), updated on acquire, after each query and on
+/// [`stats`](crate::database::MeasuredPool::stats).
+pub const DB_POOL_CONNECTIONS: &str = "db_pool_connections";
+/// Gauge, label `pool`: callers waiting in the measured pool's acquire right now.
+pub const DB_POOL_WAITING: &str = "db_pool_waiting";
+/// Histogram, seconds, label `pool`: how long an acquire through the measured pool took
+/// (failed and timed-out ones included).
+pub const DB_POOL_ACQUIRE_DURATION_SECONDS: &str = "db_pool_acquire_duration_seconds";
+/// Histogram, seconds, label `pool`: how long one query run through the measured pool took,
+/// from its connection being acquired to its last row (or to being dropped).
+pub const DB_QUERY_DURATION_SECONDS: &str = "db_query_duration_seconds";
+/// Counter, label `pool`: queries slower than the pool's slow-query threshold.
+pub const DB_SLOW_QUERIES_TOTAL: &str = "db_slow_queries_total";

@@ -513,7 +513,10 @@ pub async fn poll_until<T>(limit: Duration, mut f: impl AsyncFnMut() -> Option<T
 
 pub mod cluster;
 pub mod jobs;
+pub mod mariadb;
 pub mod node;
+pub mod postgres;
+pub mod process;
 pub mod sentinel;
 
 /// Names that once broke a key: empty, braces, globs, separators, unicode, very long.
