@@ -92,13 +92,10 @@ async fn latency_classes_by_a_pg_sleep_probe() {
     );
 }
 
-/// Fails today: the cut probe drops its `PoolConnection`, and sqlx returns a dropped connection
-/// to the pool only after a ping, which first waits for the cut query's reply — the pool's only
-/// slot stays taken for the rest of the sleep and the next check times out in acquire. A drop
-/// guard in the probe that calls `PoolConnection::close_on_drop()` unless the query finished
-/// frees the slot at once (tried: the next check then takes ~80 ms, a new connection).
+/// Returned to the pool, the cut probe's connection would be pinged first, and the ping waits
+/// for the cut query's reply: the pool's only slot would stay taken for the rest of the sleep
+/// and the next check time out in acquire. The probe closes a cut connection instead.
 #[tokio::test]
-#[ignore = "db-core bug: a cut health probe keeps its pool slot until the server answers"]
 async fn a_probe_over_the_timeout_is_cut_and_the_next_check_is_healthy() {
     let pg = PostgresServer::start();
     // One connection: the cut probe's connection is the one the next check needs.

@@ -1,6 +1,6 @@
-//! The pool under pressure: exhaustion (typed, retryable timeout; waiters counted; no leak), no
-//! password anywhere while the server is down, and the shutdown hook closing the pool after the
-//! in-flight query.
+//! The pool under pressure: exhaustion (typed, retryable timeout; waiters counted; no leak), a
+//! query cut by the caller's timeout not holding its slot, no password anywhere while the server
+//! is down, and the shutdown hook closing the pool after the in-flight query.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -122,6 +122,67 @@ impl Write for Captured {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
+}
+
+/// A query through `&MeasuredPool` cut by the caller's timeout: returned to the pool, its
+/// connection would be pinged first, and the ping waits for the cut query's reply (the rest of
+/// the sleep). It is closed instead, so the pool's only slot is free for the next query at once.
+/// A query that fails, on the other hand, has its reply: its connection is kept.
+#[tokio::test]
+async fn a_query_cut_by_the_callers_timeout_does_not_hold_its_connection() {
+    let pg = PostgresServer::start();
+    let db = measured(&pg, 1, Duration::from_secs(2));
+    warm(&db, 1).await;
+    let pid = async || -> i32 {
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&db)
+            .await
+            .expect("backend pid")
+    };
+
+    let first = pid().await;
+    let failed = sqlx::query("SELECT * FROM no_such_table")
+        .execute(&db)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(pid().await, first, "a failed query's connection is reused");
+
+    let cut = tokio::time::timeout(
+        Duration::from_millis(300),
+        sqlx::query("SELECT pg_sleep(3)").execute(&db),
+    )
+    .await;
+    assert!(cut.is_err(), "the sleep was not cut: {cut:?}");
+    let started = Instant::now();
+    let next = tokio::time::timeout(LIMIT, pid())
+        .await
+        .expect("query after the cut hung");
+    let took = started.elapsed();
+    eprintln!("query after a cut pg_sleep(3): {took:?}");
+    assert_ne!(
+        next, first,
+        "the cut connection was closed, a new one opened"
+    );
+    assert!(took < Duration::from_secs(1), "{took:?}");
+
+    // The same for a row stream dropped before its end.
+    let mut rows = sqlx::query("SELECT pg_sleep(3)").fetch(&db);
+    let stalled = tokio::time::timeout(
+        Duration::from_millis(300),
+        futures_util::TryStreamExt::try_next(&mut rows),
+    )
+    .await;
+    assert!(stalled.is_err(), "the row came early: {stalled:?}");
+    drop(rows);
+    let started = Instant::now();
+    let last = tokio::time::timeout(LIMIT, pid())
+        .await
+        .expect("query after a dropped stream hung");
+    let took = started.elapsed();
+    eprintln!("query after a dropped stream: {took:?}");
+    assert_ne!(last, next);
+    assert!(took < Duration::from_secs(1), "{took:?}");
+    settled(&db).await;
 }
 
 fn assert_no_secret(what: &str, text: &str) {

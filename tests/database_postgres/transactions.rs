@@ -126,14 +126,8 @@ async fn a_backend_killed_mid_transaction_is_rolled_back_and_retried_once() {
 /// network partition looks like) is cut by the policy's attempt timeout. The next attempt needs a
 /// connection: the cut one must not keep the pool's only slot while sqlx waits, on its way back
 /// to the pool, for the stalled backend's reply.
-///
-/// Fails today, for the reason the cut health probe does: the dropped transaction's connection
-/// is pinged before going back to the pool, and the ping waits for the stalled backend. Holding
-/// the `PoolConnection` in `attempt` (begin the transaction on `&mut *conn`) behind a drop guard
-/// that calls `close_on_drop()` unless the attempt finished makes this pass (tried: `Ok(2)`
-/// after ~350 ms).
+/// (`retry_transaction` closes a cut attempt's connection.)
 #[tokio::test]
-#[ignore = "db-core bug: a cut transaction attempt keeps its pool slot until the backend answers"]
 async fn an_attempt_cut_on_a_stalled_backend_leaves_the_pool_usable() {
     let pg = PostgresServer::start();
     let db = measured(&pg, 1, Duration::from_secs(2));

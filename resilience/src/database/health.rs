@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use sqlx::{AssertSqlSafe, ColumnIndex, Database, Decode, Executor, Row, Type};
 use tokio::time::Instant;
 
+use super::executor::CloseUnlessDone;
 use super::{MeasuredPool, PoolStats};
 use crate::ConfigError;
 use crate::health::{CheckOutcome, HealthCheck, HealthStatus, redact_secrets};
@@ -139,7 +140,8 @@ where
     let start = Instant::now();
     let mut stats = None;
     let run = async {
-        let conn = probe(pool, config, &mut checks).await?;
+        let mut conn = probe(pool, config, &mut checks).await?;
+        conn.done();
         stats = Some(released(pool));
         drop(conn);
         Ok::<_, String>(())
@@ -189,12 +191,14 @@ where
         let mut conn = probe(pool, config, &mut checks).await?;
         latency = Some(start.elapsed());
         let Some(sql) = version_query(DB::NAME) else {
+            conn.done();
             stats = Some(released(pool));
             return Ok(());
         };
         let t = Instant::now();
         // Unprepared (a plain `&str`): one round trip, like the probe.
         let row = conn.fetch_one(sql).await;
+        conn.done();
         let (status, message) = match row.and_then(|r| r.try_get::<String, _>(0)) {
             Ok(v) => {
                 version = Some(v);
@@ -237,7 +241,8 @@ where
 }
 
 /// Acquire, then the probe; records both steps. Returns the connection (the verbose check
-/// reads the version on it).
+/// reads the version on it), guarded: if the check is cut before it calls `done`, the
+/// connection is closed rather than kept out of the pool until the server answers the cut query.
 ///
 /// One round trip when a connection is idle: it is taken without the ping sqlx's acquire sends
 /// (`test_before_acquire`), the probe being the liveness test. If that connection turns out
@@ -247,16 +252,22 @@ async fn probe<DB>(
     pool: &MeasuredPool<DB>,
     config: &DatabaseHealthConfig,
     checks: &mut Vec<DatabaseCheck>,
-) -> Result<sqlx::pool::PoolConnection<DB>, String>
+) -> Result<CloseUnlessDone<DB>, String>
 where
     DB: Database,
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
 {
     let t = Instant::now();
-    if let Some(mut conn) = pool.pool().try_acquire() {
+    if let Some(conn) = pool.pool().try_acquire() {
+        let mut conn = CloseUnlessDone::new(conn);
         step(checks, "acquire", t, Ok(()))?;
         let t = Instant::now();
-        match conn.execute(AssertSqlSafe(config.query.clone())).await {
+        let ran = conn.execute(AssertSqlSafe(config.query.clone())).await;
+        if ran.is_err() {
+            // Answered: back to the pool (a dead one fails sqlx's return ping at once).
+            conn.done();
+        }
+        match ran {
             Ok(_) => {
                 step(checks, "query", t, Ok(()))?;
                 return Ok(conn);
@@ -273,9 +284,12 @@ where
     }
     let t = Instant::now();
     let acquired = pool.acquire().await;
-    let mut conn = step(checks, "acquire", t, acquired)?;
+    let mut conn = CloseUnlessDone::new(step(checks, "acquire", t, acquired)?);
     let t = Instant::now();
     let ran = conn.execute(AssertSqlSafe(config.query.clone())).await;
+    if ran.is_err() {
+        conn.done();
+    }
     step(checks, "query", t, ran)?;
     Ok(conn)
 }

@@ -89,4 +89,4 @@ pub use health::{
 pub use pool::{DEFAULT_SLOW_QUERY_THRESHOLD, MeasuredPool, MeasuredPoolBuilder, PoolStats};
 pub use shutdown::{PoolShutdownOptions, register_pool_shutdown, register_pool_shutdown_with};
 pub use stats::QueryStats;
-pub use transaction::{BeginFuture, TransactionSource, retry_transaction};
+pub use transaction::{AcquireFuture, TransactionSource, retry_transaction};

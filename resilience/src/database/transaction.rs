@@ -4,33 +4,35 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use sqlx::{Database, Pool, Transaction};
+use sqlx::pool::PoolConnection;
+use sqlx::{Connection, Database, Pool, Transaction};
 use tokio::time::Instant;
 
 use super::MeasuredPool;
+use super::executor::CloseUnlessDone;
 use crate::retry::engine::{Deadline, Failure, Last, Sequence, Stop, Timed, classify};
 use crate::retry::{RetryPolicy, Retryable};
 
 /// The future a [`TransactionSource`] returns.
-pub type BeginFuture<'a, DB> =
-    Pin<Box<dyn Future<Output = Result<Transaction<'static, DB>, sqlx::Error>> + Send + 'a>>;
+pub type AcquireFuture<'a, DB> =
+    Pin<Box<dyn Future<Output = Result<PoolConnection<DB>, sqlx::Error>> + Send + 'a>>;
 
-/// Where [`retry_transaction`] gets each attempt's transaction: a [`Pool`] or a
+/// Where [`retry_transaction`] gets each attempt's connection: a [`Pool`] or a
 /// [`MeasuredPool`] (whose acquire counts waiters).
 pub trait TransactionSource<DB: Database>: Send + Sync {
-    /// A new transaction on a connection of the pool.
-    fn begin_transaction(&self) -> BeginFuture<'_, DB>;
+    /// A connection of the pool, for one attempt's transaction.
+    fn acquire_connection(&self) -> AcquireFuture<'_, DB>;
 }
 
 impl<DB: Database> TransactionSource<DB> for Pool<DB> {
-    fn begin_transaction(&self) -> BeginFuture<'_, DB> {
-        Box::pin(self.begin())
+    fn acquire_connection(&self) -> AcquireFuture<'_, DB> {
+        Box::pin(self.acquire())
     }
 }
 
 impl<DB: Database> TransactionSource<DB> for MeasuredPool<DB> {
-    fn begin_transaction(&self) -> BeginFuture<'_, DB> {
-        Box::pin(self.begin())
+    fn acquire_connection(&self) -> AcquireFuture<'_, DB> {
+        Box::pin(self.acquire())
     }
 }
 
@@ -45,9 +47,10 @@ impl<DB: Database> TransactionSource<DB> for MeasuredPool<DB> {
 /// pool timeouts. Backoff, `Retry-After` hints, the total deadline, cancellation, `on_retry`
 /// and the `retry_attempts_*` metrics are the engine's. As with
 /// [`RetryPolicy::run_with_timeouts`], the per-attempt timeout and the total deadline cut a
-/// running attempt (its transaction is dropped, so rolled back); a cut last attempt returns
-/// `E::from(sqlx::Error::Io(..))` of kind `TimedOut` holding the
-/// [`TimeoutError`](crate::TimeoutError).
+/// running attempt; a cut last attempt returns `E::from(sqlx::Error::Io(..))` of kind
+/// `TimedOut` holding the [`TimeoutError`](crate::TimeoutError). A cut attempt's connection is
+/// closed, not returned to the pool (the server rolls its transaction back): returned, it would
+/// hold its pool slot until the server answered the cut query, which a hung server never does.
 ///
 /// **The closure may run several times.** Its effects must stay in the database (inside the
 /// transaction): an email sent or a message published from it would be repeated. And a
@@ -56,9 +59,10 @@ impl<DB: Database> TransactionSource<DB> for MeasuredPool<DB> {
 /// key, an `ON CONFLICT`, a version check) where a double apply would matter.
 ///
 /// **In a spawned task or an axum handler** (a future that must be `Send`), give an
-/// `async move` closure that owns what it captures (clones, `Arc`s): rustc (1.95) cannot yet
-/// prove the future `Send` when the async closure holds a borrow of a local ("implementation
-/// of `Send` is not general enough"). Borrowing locals works where `Send` is not needed.
+/// `async move` closure that owns what it captures (`String`s, clones, `Arc`s): rustc (1.95)
+/// cannot yet prove the future `Send` when the async closure holds a reference — a borrow of a
+/// local, and even a `&'static str` ("implementation of `Send` is not general enough"). Owned
+/// values work; so do borrows where `Send` is not needed.
 ///
 /// ```
 /// # #[cfg(feature = "sqlite")]
@@ -120,7 +124,8 @@ where
     }
 }
 
-/// One attempt: begin, run, commit on `Ok`, roll back on `Err`.
+/// One attempt on a connection of its own: closed if the attempt is cut (see
+/// [`CloseUnlessDone`]), back to the pool once it ended, with or without an error.
 async fn attempt<DB, P, F, T, E>(pool: &P, f: &mut F) -> Result<T, E>
 where
     DB: Database,
@@ -128,7 +133,20 @@ where
     F: for<'c> AsyncFnMut(&mut Transaction<'c, DB>) -> Result<T, E>,
     E: From<sqlx::Error>,
 {
-    let mut tx = pool.begin_transaction().await?;
+    let mut conn = CloseUnlessDone::new(pool.acquire_connection().await?);
+    let ended = in_transaction(&mut conn, f).await;
+    conn.done();
+    ended
+}
+
+/// Begin, run, commit on `Ok`, roll back on `Err`.
+async fn in_transaction<DB, F, T, E>(conn: &mut PoolConnection<DB>, f: &mut F) -> Result<T, E>
+where
+    DB: Database,
+    F: for<'c> AsyncFnMut(&mut Transaction<'c, DB>) -> Result<T, E>,
+    E: From<sqlx::Error>,
+{
+    let mut tx = conn.begin().await?;
     match f(&mut tx).await {
         Ok(v) => {
             tx.commit().await?;
