@@ -251,7 +251,10 @@ impl<DB: Database> MeasuredPool<DB> {
     }
 
     /// A transaction on a connection acquired through [`acquire`](Self::acquire). Queries run
-    /// on it (`&mut *tx`) are not timed: they bypass the pool.
+    /// on it (`&mut *tx`) are not timed: they bypass the pool. The transaction owns its
+    /// connection, so a query on it cut by a timeout leaves the connection to wait for the
+    /// server's answer (sqlx's behaviour); [`retry_transaction`](super::retry_transaction)
+    /// closes a cut attempt's connection instead.
     pub async fn begin(&self) -> Result<Transaction<'static, DB>, sqlx::Error> {
         let conn = self.acquire().await?;
         // `Transaction::begin` is what `Pool::begin` itself calls (hidden in sqlx's docs).
