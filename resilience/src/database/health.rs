@@ -41,13 +41,7 @@ impl Default for DatabaseHealthConfig {
 impl DatabaseHealthConfig {
     /// The status a successful probe gets for taking `latency`.
     pub fn status_for_latency(&self, latency: Duration) -> HealthStatus {
-        if latency > self.unhealthy_after {
-            HealthStatus::Unhealthy
-        } else if latency >= self.degraded_after {
-            HealthStatus::Degraded
-        } else {
-            HealthStatus::Healthy
-        }
+        crate::health::grade_latency(latency, self.degraded_after, self.unhealthy_after)
     }
 
     /// Checks the thresholds are in order and the timeout non-zero.

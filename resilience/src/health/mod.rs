@@ -17,6 +17,8 @@ mod redact;
 #[cfg(feature = "redis")]
 mod redis;
 mod registry;
+#[cfg(feature = "database")]
+pub(crate) use registry::grade_latency;
 
 pub use breaker::BreakerCheck;
 pub use builtin::ShutdownCheck;

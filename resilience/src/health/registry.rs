@@ -65,13 +65,23 @@ impl HealthConfig {
 
     /// The status a successful check gets for taking `latency`.
     pub fn status_for_latency(&self, latency: Duration) -> HealthStatus {
-        if latency > self.unhealthy_after {
-            HealthStatus::Unhealthy
-        } else if latency >= self.degraded_after {
-            HealthStatus::Degraded
-        } else {
-            HealthStatus::Healthy
-        }
+        grade_latency(latency, self.degraded_after, self.unhealthy_after)
+    }
+}
+
+/// The one latency rule of the crate's health checks: degraded from `degraded_after`, unhealthy
+/// past `unhealthy_after`.
+pub(crate) fn grade_latency(
+    latency: Duration,
+    degraded_after: Duration,
+    unhealthy_after: Duration,
+) -> HealthStatus {
+    if latency > unhealthy_after {
+        HealthStatus::Unhealthy
+    } else if latency >= degraded_after {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Healthy
     }
 }
 
