@@ -110,18 +110,19 @@ pub async fn child_main() {
         Some("load") => load::handler(conn.clone()),
         other => panic!("unknown child mode {other:?}"),
     };
+    if cfg["signals"].as_bool() == Some(true) {
+        // SIGTERM runs the shutdown (the worker's hook drains it), then exits with its code.
+        // Installed before the worker starts: a SIGTERM sent once a job runs must find them.
+        coordinator
+            .install_signal_handlers()
+            .expect("install signal handlers");
+    }
     let _worker = settings(Worker::builder(&queue), &cfg)
         .handler(handler)
         .shutdown(&coordinator)
         .start()
         .await
         .expect("start the worker");
-    if cfg["signals"].as_bool() == Some(true) {
-        // SIGTERM runs the shutdown (the worker's hook drains it), then exits with its code.
-        coordinator
-            .install_signal_handlers()
-            .expect("install signal handlers");
-    }
     let _: u64 = conn
         .clone()
         .incr("workers:ready", 1)
