@@ -48,9 +48,12 @@ async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .await
-            .unwrap();
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await
+        .unwrap();
     });
     addr
 }
@@ -94,7 +97,11 @@ async fn server_errors_open_the_circuit_and_it_answers_503_with_retry_after_then
     assert_eq!(status, 503);
     assert_eq!(retry.as_deref(), Some("10"));
     assert_eq!(body, "Service Unavailable\n");
-    assert_eq!(up.calls.load(Ordering::SeqCst), 2, "an open circuit does not call the route");
+    assert_eq!(
+        up.calls.load(Ordering::SeqCst),
+        2,
+        "an open circuit does not call the route"
+    );
 
     // 7.5 s left: rounded up to 8.
     tokio::time::advance(Duration::from_millis(2_500)).await;
@@ -118,7 +125,11 @@ async fn a_failed_trial_opens_the_circuit_again() {
     get_status(&client, addr).await;
     get_status(&client, addr).await;
     tokio::time::advance(Duration::from_secs(10)).await;
-    assert_eq!(get_status(&client, addr).await.0, 503, "the trial reaches the upstream");
+    assert_eq!(
+        get_status(&client, addr).await.0,
+        503,
+        "the trial reaches the upstream"
+    );
     assert_eq!(up.calls.load(Ordering::SeqCst), 3);
     assert_eq!(breaker.state(), CircuitState::Open);
     let (status, retry, _) = get_status(&client, addr).await;
@@ -135,7 +146,11 @@ async fn client_errors_are_not_failures_and_forced_open_has_no_retry_after() {
     for _ in 0..5 {
         assert_eq!(get_status(&client, addr).await.0, 404);
     }
-    assert_eq!(breaker.state(), CircuitState::Closed, "4xx is the client's fault");
+    assert_eq!(
+        breaker.state(),
+        CircuitState::Closed,
+        "4xx is the client's fault"
+    );
 
     breaker.force_open();
     let (status, retry, _) = get_status(&client, addr).await;
@@ -150,7 +165,8 @@ async fn the_classifier_is_configurable() {
     // Only 502 counts: a plain 500 is an application answer here.
     let layer = HttpCircuitBreakerLayer::new(breaker.clone()).classify(
         |r: &Result<Response<Body>, Infallible>| {
-            r.as_ref().is_ok_and(|res| res.status() == StatusCode::BAD_GATEWAY)
+            r.as_ref()
+                .is_ok_and(|res| res.status() == StatusCode::BAD_GATEWAY)
         },
     );
     let addr = serve(app(up.clone()).layer(layer)).await;

@@ -61,7 +61,11 @@ fn header<'a>(res: &'a reqwest::Response, name: &str) -> Option<&'a str> {
     res.headers().get(name).map(|v| v.to_str().unwrap())
 }
 
-async fn get_with(client: &reqwest::Client, addr: SocketAddr, headers: &[(&str, &str)]) -> reqwest::Response {
+async fn get_with(
+    client: &reqwest::Client,
+    addr: SocketAddr,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
     let mut req = client.get(format!("http://{addr}/"));
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -88,13 +92,26 @@ async fn burst_then_429_with_headers_and_retry_after_honoured() {
     for (r, t) in [(2, 10), (1, 20), (0, 30)] {
         let res = get_with(&client, addr, &[]).await;
         assert_eq!(res.status(), 200);
-        assert_eq!(header(&res, "ratelimit-policy"), Some(r#""per-ip";q=3;w=30"#));
+        assert_eq!(
+            header(&res, "ratelimit-policy"),
+            Some(r#""per-ip";q=3;w=30"#)
+        );
         let expected = format!(r#""per-ip";r={r};t={t}"#);
         assert_eq!(header(&res, "ratelimit"), Some(expected.as_str()));
         assert_eq!(header(&res, "x-ratelimit-limit"), Some("3"));
-        assert_eq!(header(&res, "x-ratelimit-remaining"), Some(r.to_string().as_str()));
-        assert_eq!(header(&res, "x-ratelimit-reset"), Some(t.to_string().as_str()));
-        assert_eq!(header(&res, "retry-after"), None, "only refusals carry Retry-After");
+        assert_eq!(
+            header(&res, "x-ratelimit-remaining"),
+            Some(r.to_string().as_str())
+        );
+        assert_eq!(
+            header(&res, "x-ratelimit-reset"),
+            Some(t.to_string().as_str())
+        );
+        assert_eq!(
+            header(&res, "retry-after"),
+            None,
+            "only refusals carry Retry-After"
+        );
         assert_eq!(res.text().await.unwrap(), "ok");
     }
 
@@ -102,7 +119,10 @@ async fn burst_then_429_with_headers_and_retry_after_honoured() {
     assert_eq!(res.status(), 429);
     assert_eq!(header(&res, "retry-after"), Some("10"));
     assert_eq!(header(&res, "ratelimit"), Some(r#""per-ip";r=0;t=30"#));
-    assert_eq!(header(&res, "ratelimit-policy"), Some(r#""per-ip";q=3;w=30"#));
+    assert_eq!(
+        header(&res, "ratelimit-policy"),
+        Some(r#""per-ip";q=3;w=30"#)
+    );
     assert_eq!(header(&res, "x-ratelimit-remaining"), Some("0"));
     assert_eq!(res.text().await.unwrap(), "Too Many Requests\n");
 
@@ -126,7 +146,11 @@ async fn each_client_ip_has_its_own_bucket() {
     let (a, b) = (client_from("127.0.0.1"), client_from("127.0.0.2"));
     assert_eq!(get_with(&a, addr, &[]).await.status(), 200);
     assert_eq!(get_with(&a, addr, &[]).await.status(), 429);
-    assert_eq!(get_with(&b, addr, &[]).await.status(), 200, "another IP, another bucket");
+    assert_eq!(
+        get_with(&b, addr, &[]).await.status(),
+        200,
+        "another IP, another bucket"
+    );
     assert_eq!(get_with(&b, addr, &[]).await.status(), 429);
     assert_eq!(limiter.len(), 2);
 }
@@ -134,17 +158,30 @@ async fn each_client_ip_has_its_own_bucket() {
 #[tokio::test]
 async fn spoofed_forwarding_headers_are_ignored_without_trusted_proxies() {
     let (limiter, _clock) = new_limiter::<IpAddr>(2);
-    for extractor in [ClientIp::peer(), ClientIp::x_forwarded_for(0), ClientIp::forwarded(0)] {
+    for extractor in [
+        ClientIp::peer(),
+        ClientIp::x_forwarded_for(0),
+        ClientIp::forwarded(0),
+    ] {
         let addr = serve(app().layer(HttpRateLimitLayer::new(extractor, limiter.clone()))).await;
         let client = client_from("127.0.0.3");
         let mut statuses = Vec::new();
         for i in 0..3 {
             let spoof = format!("10.9.9.{i}");
             let fwd = format!("for={spoof}");
-            let res = get_with(&client, addr, &[("x-forwarded-for", &spoof), ("forwarded", &fwd)]).await;
+            let res = get_with(
+                &client,
+                addr,
+                &[("x-forwarded-for", &spoof), ("forwarded", &fwd)],
+            )
+            .await;
             statuses.push(res.status().as_u16());
         }
-        assert_eq!(statuses, [200, 200, 429], "every spoofed address lands in the peer's bucket");
+        assert_eq!(
+            statuses,
+            [200, 200, 429],
+            "every spoofed address lands in the peer's bucket"
+        );
         assert_eq!(limiter.len(), 1);
         assert!(limiter.decide_key(&"127.0.0.3".parse().unwrap(), 0).is_ok());
         // The next extractor starts from an empty bucket for this peer.
@@ -157,15 +194,28 @@ async fn spoofed_forwarding_headers_are_ignored_without_trusted_proxies() {
 #[tokio::test]
 async fn one_trusted_proxy_takes_the_rightmost_address() {
     let (limiter, _clock) = new_limiter::<IpAddr>(3);
-    let addr = serve(app().layer(HttpRateLimitLayer::new(ClientIp::x_forwarded_for(1), limiter.clone()))).await;
+    let addr = serve(app().layer(HttpRateLimitLayer::new(
+        ClientIp::x_forwarded_for(1),
+        limiter.clone(),
+    )))
+    .await;
     let client = client_from("127.0.0.1");
     // The client wrote the left part; our proxy appended the address it saw.
     for spoof in ["6.6.6.6", "7.7.7.7, 8.8.8.8"] {
         let xff = format!("{spoof}, 203.0.113.7");
-        assert_eq!(get_with(&client, addr, &[("x-forwarded-for", &xff)]).await.status(), 200);
+        assert_eq!(
+            get_with(&client, addr, &[("x-forwarded-for", &xff)])
+                .await
+                .status(),
+            200
+        );
     }
     let real: IpAddr = "203.0.113.7".parse().unwrap();
-    assert_eq!(remaining(&limiter, &real), 1, "both requests count for the real client");
+    assert_eq!(
+        remaining(&limiter, &real),
+        1,
+        "both requests count for the real client"
+    );
     for spoofed in ["6.6.6.6", "7.7.7.7", "8.8.8.8"] {
         assert_eq!(remaining(&limiter, &spoofed.parse().unwrap()), 3);
     }
@@ -190,13 +240,28 @@ async fn one_trusted_proxy_takes_the_rightmost_address() {
 #[tokio::test]
 async fn forwarded_header_with_quoted_ipv6_and_port() {
     let (limiter, _clock) = new_limiter::<IpAddr>(3);
-    let addr = serve(app().layer(HttpRateLimitLayer::new(ClientIp::forwarded(1), limiter.clone()))).await;
+    let addr = serve(app().layer(HttpRateLimitLayer::new(
+        ClientIp::forwarded(1),
+        limiter.clone(),
+    )))
+    .await;
     let client = client_from("127.0.0.1");
-    let fwd = r#"for=6.6.6.6;proto=https, for="[2001:db8:cafe::17]:4711";proto=http;by=203.0.113.43"#;
-    assert_eq!(get_with(&client, addr, &[("forwarded", fwd)]).await.status(), 200);
+    let fwd =
+        r#"for=6.6.6.6;proto=https, for="[2001:db8:cafe::17]:4711";proto=http;by=203.0.113.43"#;
+    assert_eq!(
+        get_with(&client, addr, &[("forwarded", fwd)])
+            .await
+            .status(),
+        200
+    );
     // Another address of the same /64 shares the bucket.
     let fwd2 = r#"For="[2001:db8:cafe:0:1234::9]""#;
-    assert_eq!(get_with(&client, addr, &[("forwarded", fwd2)]).await.status(), 200);
+    assert_eq!(
+        get_with(&client, addr, &[("forwarded", fwd2)])
+            .await
+            .status(),
+        200
+    );
     let group: IpAddr = "2001:db8:cafe::".parse().unwrap();
     assert_eq!(remaining(&limiter, &group), 1);
     assert_eq!(remaining(&limiter, &"6.6.6.6".parse().unwrap()), 3);
@@ -211,9 +276,24 @@ async fn header_key_and_missing_key_answers() {
     let by_key = HeaderKey::new(axum::http::HeaderName::from_static("x-api-key"));
     let addr = serve(app().layer(HttpRateLimitLayer::new(by_key.clone(), limiter.clone()))).await;
     let client = client_from("127.0.0.1");
-    assert_eq!(get_with(&client, addr, &[("x-api-key", "alice")]).await.status(), 200);
-    assert_eq!(get_with(&client, addr, &[("x-api-key", "alice")]).await.status(), 429);
-    assert_eq!(get_with(&client, addr, &[("x-api-key", "bob")]).await.status(), 200);
+    assert_eq!(
+        get_with(&client, addr, &[("x-api-key", "alice")])
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        get_with(&client, addr, &[("x-api-key", "alice")])
+            .await
+            .status(),
+        429
+    );
+    assert_eq!(
+        get_with(&client, addr, &[("x-api-key", "bob")])
+            .await
+            .status(),
+        200
+    );
     // No key: 400 by default, and nothing is tracked for it.
     let res = get_with(&client, addr, &[]).await;
     assert_eq!(res.status(), 400);
@@ -227,9 +307,9 @@ async fn header_key_and_missing_key_answers() {
         .build()
         .unwrap();
     let addr = serve(app().layer(layer)).await;
-    let statuses: Vec<u16> = futures_util::future::join_all((0..3).map(|_| async {
-        get_with(&client, addr, &[]).await.status().as_u16()
-    }))
+    let statuses: Vec<u16> = futures_util::future::join_all(
+        (0..3).map(|_| async { get_with(&client, addr, &[]).await.status().as_u16() }),
+    )
     .await;
     let mut sorted = statuses.clone();
     sorted.sort();
@@ -242,10 +322,21 @@ async fn closure_key_and_cost() {
     let (limiter, _clock) = new_limiter::<String>(4);
     // Per tenant, from the path; uploads cost 3 tokens.
     let tenant = key_fn(|req: &axum::http::Request<Body>| {
-        req.uri().path().split('/').nth(1).filter(|t| !t.is_empty()).map(str::to_owned)
+        req.uri()
+            .path()
+            .split('/')
+            .nth(1)
+            .filter(|t| !t.is_empty())
+            .map(str::to_owned)
     });
     let layer = HttpRateLimitLayer::builder(tenant, limiter.clone())
-        .cost(|req: &axum::http::Request<Body>| if req.uri().path().ends_with("/upload") { 3 } else { 1 })
+        .cost(|req: &axum::http::Request<Body>| {
+            if req.uri().path().ends_with("/upload") {
+                3
+            } else {
+                1
+            }
+        })
         .build()
         .unwrap();
     let app = Router::new()
@@ -255,13 +346,37 @@ async fn closure_key_and_cost() {
     let addr = serve(app).await;
     let client = client_from("127.0.0.1");
     let at = |p: &str| format!("http://{addr}{p}");
-    assert_eq!(client.get(at("/acme/upload")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        client
+            .get(at("/acme/upload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     assert_eq!(client.get(at("/acme")).send().await.unwrap().status(), 200);
     let res = client.get(at("/acme/upload")).send().await.unwrap();
     assert_eq!(res.status(), 429);
-    assert_eq!(header(&res, "retry-after"), Some("30"), "three tokens take 30 s to come back");
-    assert_eq!(client.get(at("/globex/upload")).send().await.unwrap().status(), 200);
-    assert_eq!(client.get(at("/")).send().await.unwrap().status(), 400, "no tenant, no key");
+    assert_eq!(
+        header(&res, "retry-after"),
+        Some("30"),
+        "three tokens take 30 s to come back"
+    );
+    assert_eq!(
+        client
+            .get(at("/globex/upload"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    assert_eq!(
+        client.get(at("/")).send().await.unwrap().status(),
+        400,
+        "no tenant, no key"
+    );
 }
 
 #[tokio::test]
@@ -274,7 +389,11 @@ async fn a_cost_above_the_burst_is_refused_without_retry_after() {
     let addr = serve(app().layer(layer)).await;
     let res = get_with(&client_from("127.0.0.1"), addr, &[]).await;
     assert_eq!(res.status(), 429);
-    assert_eq!(header(&res, "retry-after"), None, "waiting would never help");
+    assert_eq!(
+        header(&res, "retry-after"),
+        None,
+        "waiting would never help"
+    );
 }
 
 #[tokio::test]
@@ -322,7 +441,10 @@ async fn redis_backend_is_shared_by_replicas() {
     let client = client_from("127.0.0.1");
     let first = get_with(&client, replicas[0], &[]).await;
     assert_eq!(first.status(), 200);
-    assert_eq!(header(&first, "ratelimit-policy"), Some(r#""per-ip";q=3;w=60"#));
+    assert_eq!(
+        header(&first, "ratelimit-policy"),
+        Some(r#""per-ip";q=3;w=60"#)
+    );
     assert_eq!(header(&first, "ratelimit"), Some(r#""per-ip";r=2;t=20"#));
     assert_eq!(get_with(&client, replicas[1], &[]).await.status(), 200);
     assert_eq!(get_with(&client, replicas[0], &[]).await.status(), 200);
@@ -331,15 +453,29 @@ async fn redis_backend_is_shared_by_replicas() {
     let retry: u64 = header(&res, "retry-after").unwrap().parse().unwrap();
     assert!((1..=20).contains(&retry), "{retry}");
     // Another client IP is not affected.
-    assert_eq!(get_with(&client_from("127.0.0.2"), replicas[1], &[]).await.status(), 200);
+    assert_eq!(
+        get_with(&client_from("127.0.0.2"), replicas[1], &[])
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn redis_down_fails_open_or_closed_as_configured() {
     let mut server = RedisServer::start();
-    let open = HttpRateLimitLayer::new(ClientIp::peer(), redis_limiter(&server, FailurePolicy::FailOpen).await);
-    let closed = HttpRateLimitLayer::new(ClientIp::peer(), redis_limiter(&server, FailurePolicy::FailClosed).await);
-    let (open, closed) = (serve(app().layer(open)).await, serve(app().layer(closed)).await);
+    let open = HttpRateLimitLayer::new(
+        ClientIp::peer(),
+        redis_limiter(&server, FailurePolicy::FailOpen).await,
+    );
+    let closed = HttpRateLimitLayer::new(
+        ClientIp::peer(),
+        redis_limiter(&server, FailurePolicy::FailClosed).await,
+    );
+    let (open, closed) = (
+        serve(app().layer(open)).await,
+        serve(app().layer(closed)).await,
+    );
     let client = client_from("127.0.0.1");
     assert_eq!(get_with(&client, open, &[]).await.status(), 200);
     assert_eq!(get_with(&client, closed, &[]).await.status(), 200);
@@ -352,5 +488,8 @@ async fn redis_down_fails_open_or_closed_as_configured() {
     assert_eq!(res.status(), 503, "fail closed answers 503");
     assert_eq!(header(&res, "retry-after"), None);
     let body = res.text().await.unwrap();
-    assert_eq!(body, "Service Unavailable\n", "no backend detail in the body");
+    assert_eq!(
+        body, "Service Unavailable\n",
+        "no backend detail in the body"
+    );
 }

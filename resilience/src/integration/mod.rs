@@ -14,11 +14,13 @@ pub mod layers;
 mod router;
 
 #[cfg(feature = "tower")]
+pub use self::http::{
+    ClientIp, HeaderKey, HttpCircuitBreakerLayer, HttpRateLimitLayer, MissingKey,
+};
+#[cfg(feature = "tower")]
 pub use layers::{
     BulkheadLayer, CircuitBreakerLayer, InFlightLayer, RateLimitLayer, RetryLayer, TimeoutLayer,
 };
-#[cfg(feature = "tower")]
-pub use self::http::{ClientIp, HeaderKey, HttpCircuitBreakerLayer, HttpRateLimitLayer, MissingKey};
 
 #[cfg(feature = "axum")]
 pub use metrics_exporter_prometheus::PrometheusHandle;

@@ -29,6 +29,13 @@ pub trait LimitBackend<K>: Send + Sync + 'static {
     /// Decides for a request of `cost` tokens under `key`.
     fn decide(&self, key: &K, cost: u32) -> Decide<Self::Future>;
 
+    /// Like [`decide`](Self::decide) when no rate-limit header will be written: only `allowed`
+    /// and `retry_after` of the decision are read, so a backend may skip the other figures.
+    #[inline]
+    fn admit(&self, key: &K, cost: u32) -> Decide<Self::Future> {
+        self.decide(key, cost)
+    }
+
     /// The quota, for the `RateLimit-Policy` / `X-RateLimit-Limit` headers.
     fn policy(&self) -> PolicyInfo;
 }
@@ -44,20 +51,21 @@ where
     fn decide(&self, key: &K, cost: u32) -> Decide<Self::Future> {
         Decide::Ready(match self.decide_key(key, cost) {
             Ok(decision) => Ok(decision),
-            Err(CheckError::CostExceedsCapacity { cost, capacity }) => {
-                Err(RateLimitError::CostExceedsCapacity {
-                    cost: u64::from(cost),
-                    capacity: u64::from(capacity),
-                })
-            }
-            // A new client while the table is full of active ones: refused like a spent bucket.
-            Err(CheckError::TooManyKeys { retry_after, .. })
-            | Err(CheckError::Limited(RateLimited { retry_after })) => Ok(RateLimitDecision {
-                allowed: false,
+            Err(e) => from_check_error(e),
+        })
+    }
+
+    #[inline]
+    fn admit(&self, key: &K, cost: u32) -> Decide<Self::Future> {
+        // The plain GCRA check: no remaining / reset arithmetic.
+        Decide::Ready(match self.check_key_n(key, cost) {
+            Ok(()) => Ok(RateLimitDecision {
+                allowed: true,
                 remaining: 0,
-                retry_after,
-                reset_after: retry_after,
+                retry_after: Duration::ZERO,
+                reset_after: Duration::ZERO,
             }),
+            Err(e) => from_check_error(e),
         })
     }
 
@@ -70,12 +78,38 @@ where
     }
 }
 
+/// A refusal of the in-memory limiter as the layer's decision.
+#[cold]
+fn from_check_error(e: CheckError) -> Result<RateLimitDecision, RateLimitError> {
+    match e {
+        CheckError::CostExceedsCapacity { cost, capacity } => {
+            Err(RateLimitError::CostExceedsCapacity {
+                cost: u64::from(cost),
+                capacity: u64::from(capacity),
+            })
+        }
+        // A new client while the table is full of active ones: refused like a spent bucket.
+        CheckError::TooManyKeys { retry_after, .. }
+        | CheckError::Limited(RateLimited { retry_after }) => Ok(RateLimitDecision {
+            allowed: false,
+            remaining: 0,
+            retry_after,
+            reset_after: retry_after,
+        }),
+    }
+}
+
 impl<K, T: LimitBackend<K> + ?Sized> LimitBackend<K> for Arc<T> {
     type Future = T::Future;
 
     #[inline]
     fn decide(&self, key: &K, cost: u32) -> Decide<Self::Future> {
         (**self).decide(key, cost)
+    }
+
+    #[inline]
+    fn admit(&self, key: &K, cost: u32) -> Decide<Self::Future> {
+        (**self).admit(key, cost)
     }
 
     fn policy(&self) -> PolicyInfo {

@@ -247,7 +247,10 @@ mod tests {
         );
         assert_eq!(fwd(&[r#"for="[2001:db8::1]""#], 1), ip("2001:db8::1"));
         assert_eq!(fwd(&[r#"for="192.0.2.1:80""#], 1), ip("192.0.2.1"));
-        assert_eq!(fwd(&[r#"proto=https; for = 192.0.2.1 "#], 1), ip("192.0.2.1"));
+        assert_eq!(
+            fwd(&[r#"proto=https; for = 192.0.2.1 "#], 1),
+            ip("192.0.2.1")
+        );
     }
 
     #[test]

@@ -51,7 +51,9 @@ pub(crate) fn retry_after_value(d: Duration) -> HeaderValue {
 pub(crate) fn check_policy_name(name: &str) -> Result<(), ConfigError> {
     let ok = !name.is_empty()
         && name.len() <= MAX_POLICY_NAME
-        && name.bytes().all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
+        && name
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b'"' && b != b'\\');
     if ok {
         Ok(())
     } else {

@@ -253,14 +253,18 @@ mod tests {
             b = b.header("x-forwarded-for", x);
         }
         let mut r = b.body(()).unwrap();
-        r.extensions_mut().insert(peer.parse::<SocketAddr>().unwrap());
+        r.extensions_mut()
+            .insert(peer.parse::<SocketAddr>().unwrap());
         r
     }
 
     #[test]
     fn peer_ignores_forwarding_headers() {
         let r = req("10.0.0.1:5000", Some("6.6.6.6"));
-        assert_eq!(ClientIp::peer().client_ip(&r), Some("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            ClientIp::peer().client_ip(&r),
+            Some("10.0.0.1".parse().unwrap())
+        );
         let zero = ClientIp::x_forwarded_for(0).client_ip(&r);
         assert_eq!(zero, Some("10.0.0.1".parse().unwrap()));
     }

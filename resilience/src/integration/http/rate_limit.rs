@@ -72,6 +72,7 @@ impl<X: KeyType, L, W> Shared<X, L, W> {
         self.plan.is_on()
     }
 
+    #[inline(never)]
     /// The 429 for a refused decision: `Retry-After` (when the request can ever pass) and the
     /// rate-limit headers.
     fn too_many<RB: From<&'static str>>(
@@ -306,6 +307,7 @@ where
         self.inner.poll_ready(cx)
     }
 
+    #[inline]
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let shared = &self.shared;
         let key = match shared.extractor.extract(&req) {
@@ -319,7 +321,12 @@ where
             },
         };
         let cost = shared.cost.cost(&req);
-        let state = match shared.backend.decide(&key, cost) {
+        let decided = if shared.headers_on() {
+            shared.backend.decide(&key, cost)
+        } else {
+            shared.backend.admit(&key, cost)
+        };
+        let state = match decided {
             Decide::Ready(result) => admit(shared, &mut self.inner, req, result),
             Decide::Pending(decide) => {
                 // The ready service goes with the future; this one keeps a fresh clone.
@@ -327,9 +334,9 @@ where
                 let svc = std::mem::replace(&mut self.inner, clone);
                 State::Deciding {
                     decide,
-                    req: Some(req),
-                    svc: Some(svc),
-                    shared: shared.clone(),
+                    // Boxed so the in-memory path's future stays small (this one already
+                    // allocates for its backend's future).
+                    pending: Some(Box::new((req, svc, shared.clone()))),
                 }
             }
         };
@@ -338,6 +345,7 @@ where
 }
 
 /// Calls the inner service for an admitted request; answers the others.
+#[inline]
 fn admit<S, B, RB, X, L, W>(
     shared: &Arc<Shared<X, L, W>>,
     svc: &mut S,
@@ -385,6 +393,9 @@ where
     State::Done { res: Some(res) }
 }
 
+/// What an asynchronous decision holds on to: the request, a ready service, the settings.
+type Pending<S, B, X, L, W> = (Request<B>, S, Arc<Shared<X, L, W>>);
+
 pin_project! {
     /// The response future of [`HttpRateLimit`].
     pub struct HttpRateLimitFuture<S, B, X, L, W>
@@ -416,9 +427,7 @@ pin_project! {
         Deciding {
             #[pin]
             decide: L::Future,
-            req: Option<Request<B>>,
-            svc: Option<S>,
-            shared: Arc<Shared<X, L, W>>,
+            pending: Option<Box<Pending<S, B, X, L, W>>>,
         },
         // Answered by the layer (taken once).
         Done { res: Option<S::Response> },
@@ -458,18 +467,14 @@ where
                     }
                     return Poll::Ready(Ok(res));
                 }
-                StateProj::Deciding {
-                    decide,
-                    req,
-                    svc,
-                    shared,
-                } => {
+                StateProj::Deciding { decide, pending } => {
                     let result = ready!(decide.poll(cx));
-                    let (Some(req), Some(mut svc)) = (req.take(), svc.take()) else {
+                    let Some(pending) = pending.take() else {
                         // Polled again after a panic in a previous poll: nothing left to do.
                         return Poll::Pending;
                     };
-                    let next = admit(shared, &mut svc, req, result);
+                    let (req, mut svc, shared) = *pending;
+                    let next = admit(&shared, &mut svc, req, result);
                     state.set(next);
                 }
                 StateProj::Done { res } => {
