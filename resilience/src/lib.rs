@@ -19,7 +19,7 @@ pub mod health;
 pub mod integration;
 #[cfg(feature = "jobs")]
 pub mod jobs;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "tower"))]
 mod log_throttle;
 pub mod metrics;
 pub mod rate_limit;
