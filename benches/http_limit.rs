@@ -120,6 +120,36 @@ fn contenders() -> Vec<(&'static str, usize, Runner)> {
             runner(ours(false, false).layer(bare())),
         ),
         ("no_headers/tower_governor", 0, governor(false)),
+        // The limiters alone, called from the bare service: the floor under each layer.
+        ("limiter_only/ours", 0, {
+            let limiter = KeyedRateLimiter::<IpAddr>::builder()
+                .per_second(1)
+                .burst(BURST)
+                .build()
+                .unwrap();
+            let extractor = ClientIp::peer();
+            runner(service_fn(move |req: Request<Body>| {
+                let ok = extractor
+                    .client_ip(&req)
+                    .is_some_and(|ip| limiter.check_key(&ip).is_ok());
+                assert!(ok);
+                std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+            }))
+        }),
+        ("limiter_only/governor", 0, {
+            let quota = governor::Quota::per_second(std::num::NonZeroU32::MIN)
+                .allow_burst(std::num::NonZeroU32::new(BURST).unwrap());
+            let limiter = governor::RateLimiter::<IpAddr, _, _>::dashmap(quota);
+            runner(service_fn(move |req: Request<Body>| {
+                let ip = req
+                    .extensions()
+                    .get::<ConnectInfo<SocketAddr>>()
+                    .map(|c| c.0.ip());
+                let ok = ip.is_some_and(|ip| limiter.check_key(&ip).is_ok());
+                assert!(ok);
+                std::future::ready(Ok::<_, Infallible>(Response::new(Body::empty())))
+            }))
+        }),
         // The bare service again: the noise floor of the paired figures.
         ("bare_again", 0, runner(bare())),
     ]
@@ -188,6 +218,7 @@ fn paired() {
         ratio(2, 3),
         ratio(4, 5)
     );
+    println!("  ratio limiter_only ours / governor: {:.2}", ratio(6, 7));
 }
 
 fn main() {
