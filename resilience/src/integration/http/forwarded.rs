@@ -37,27 +37,27 @@ pub(crate) fn forwarded(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
 
 /// The `hops`-th non-empty list element from the right, over every line of `name` (later lines
 /// come later in the combined list, RFC 9110 §5.3). Empty elements are skipped, as RFC 9110
-/// §5.6.1 asks of recipients.
+/// §5.6.1 asks of recipients. Works on bytes: non-ASCII bytes a client put left of the trusted
+/// part cannot make the trusted element unreadable.
 fn nth_from_right<'a>(
     headers: &'a HeaderMap,
     name: &HeaderName,
     hops: usize,
-    split: fn(&'a str) -> (Option<&'a str>, &'a str),
+    split: fn(&'a [u8]) -> (Option<&'a [u8]>, &'a [u8]),
 ) -> Option<&'a str> {
     if hops == 0 {
         return None;
     }
     let mut seen = 0;
     for line in headers.get_all(name).iter().rev() {
-        // A line that is not visible ASCII is not something a proxy of ours wrote.
-        let mut rest = line.to_str().ok()?;
+        let mut rest = line.as_bytes();
         loop {
             let (before, element) = split(rest);
-            let element = element.trim_matches([' ', '\t']);
+            let element = element.trim_ascii();
             if !element.is_empty() {
                 seen += 1;
                 if seen == hops {
-                    return Some(element);
+                    return std::str::from_utf8(element).ok();
                 }
             }
             match before {
@@ -70,8 +70,8 @@ fn nth_from_right<'a>(
 }
 
 /// Splits off the last comma-separated element: `(what is left of it, the element)`.
-fn split_plain(s: &str) -> (Option<&str>, &str) {
-    match s.rfind(',') {
+fn split_plain(s: &[u8]) -> (Option<&[u8]>, &[u8]) {
+    match s.iter().rposition(|&b| b == b',') {
         Some(i) => (Some(&s[..i]), &s[i + 1..]),
         None => (None, s),
     }
@@ -80,14 +80,13 @@ fn split_plain(s: &str) -> (Option<&str>, &str) {
 /// Like [`split_plain`], but a comma inside a quoted string does not split (RFC 7239 values
 /// may be quoted strings). Walking right to left, a quote toggles the state; a backslash-escaped
 /// quote (`\"`) does not.
-fn split_quoted(s: &str) -> (Option<&str>, &str) {
-    let bytes = s.as_bytes();
+fn split_quoted(s: &[u8]) -> (Option<&[u8]>, &[u8]) {
     let mut quoted = false;
-    let mut i = bytes.len();
+    let mut i = s.len();
     while i > 0 {
         i -= 1;
-        match bytes[i] {
-            b'"' if !(i > 0 && bytes[i - 1] == b'\\') => quoted = !quoted,
+        match s[i] {
+            b'"' if !(i > 0 && s[i - 1] == b'\\') => quoted = !quoted,
             b',' if !quoted => return (Some(&s[..i]), &s[i + 1..]),
             _ => {}
         }
@@ -211,6 +210,19 @@ mod tests {
         assert_eq!(xff(&["1.1.1.1, 999.1.1.1"], 1), None);
         assert_eq!(xff(&[""], 1), None);
         assert_eq!(xff(&[",,,"], 1), None);
+    }
+
+    #[test]
+    fn non_ascii_left_of_the_trusted_part_is_harmless() {
+        let mut h = HeaderMap::new();
+        let line = HeaderValue::from_bytes(b"\xff\xfe evil, 203.0.113.9").unwrap();
+        h.append(X_FORWARDED_FOR, line);
+        assert_eq!(x_forwarded_for(&h, 1), ip("203.0.113.9"));
+        assert_eq!(x_forwarded_for(&h, 2), None);
+        let mut h = HeaderMap::new();
+        let line = HeaderValue::from_bytes(b"for=\"\xff,\", for=203.0.113.9").unwrap();
+        h.append(FORWARDED, line);
+        assert_eq!(forwarded(&h, 1), ip("203.0.113.9"));
     }
 
     #[test]
