@@ -35,6 +35,9 @@ pub(crate) fn forwarded(headers: &HeaderMap, hops: usize) -> Option<IpAddr> {
     parse_node(&unquote(node)?)
 }
 
+/// Splits the last list element off a header line: `(what is left of it, the element)`.
+type Splitter<'a> = fn(&'a [u8]) -> (Option<&'a [u8]>, &'a [u8]);
+
 /// The `hops`-th non-empty list element from the right, over every line of `name` (later lines
 /// come later in the combined list, RFC 9110 §5.3). Empty elements are skipped, as RFC 9110
 /// §5.6.1 asks of recipients. Works on bytes: non-ASCII bytes a client put left of the trusted
@@ -43,7 +46,7 @@ fn nth_from_right<'a>(
     headers: &'a HeaderMap,
     name: &HeaderName,
     hops: usize,
-    split: fn(&'a [u8]) -> (Option<&'a [u8]>, &'a [u8]),
+    split: Splitter<'a>,
 ) -> Option<&'a str> {
     if hops == 0 {
         return None;
