@@ -77,7 +77,12 @@ impl RetryableStatuses {
     /// `Retry-After` hint (read only then; `now` is the wall-clock time an HTTP-date is measured
     /// from); another 4xx or 5xx → [`ResponseClass::Permanent`]; else
     /// [`ResponseClass::Success`].
-    pub fn classify(&self, status: StatusCode, headers: &HeaderMap, now: SystemTime) -> ResponseClass {
+    pub fn classify(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> ResponseClass {
         if self.contains(status) {
             ResponseClass::Retryable {
                 retry_after: retry_after(headers, now),
@@ -320,8 +325,8 @@ mod tests {
 
     #[test]
     fn edges_of_the_bit_set() {
-        let ends = [100u16, 127, 128, 191, 192, 999]
-            .map(|c| StatusCode::from_u16(c).expect("status"));
+        let ends =
+            [100u16, 127, 128, 191, 192, 999].map(|c| StatusCode::from_u16(c).expect("status"));
         let set: RetryableStatuses = ends.into_iter().collect();
         assert_eq!(set.iter().collect::<Vec<_>>(), ends);
         let set = ends.iter().fold(set, |s, c| s.without(*c));
@@ -367,7 +372,11 @@ mod tests {
         );
         // A custom set can make a success retryable (a 202 "still working" API, say).
         let custom = RetryableStatuses::NONE.with(StatusCode::ACCEPTED);
-        assert!(custom.classify(StatusCode::ACCEPTED, &headers, now).is_retryable());
+        assert!(
+            custom
+                .classify(StatusCode::ACCEPTED, &headers, now)
+                .is_retryable()
+        );
         assert_eq!(
             custom.classify(StatusCode::SERVICE_UNAVAILABLE, &headers, now),
             ResponseClass::Permanent

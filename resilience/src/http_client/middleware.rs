@@ -98,14 +98,16 @@ impl ResilienceMiddleware {
                 }
                 Some(match config {
                     None => registry.get(name),
-                    Some(config) => registry.configure(name, config.clone()).unwrap_or_else(|_| {
-                        // Someone created it first with other settings: theirs stand.
-                        tracing::warn!(
-                            breaker = name,
-                            "circuit breaker exists with a different configuration; using it"
-                        );
-                        registry.get(name)
-                    }),
+                    Some(config) => registry
+                        .configure(name, config.clone())
+                        .unwrap_or_else(|_| {
+                            // Someone created it first with other settings: theirs stand.
+                            tracing::warn!(
+                                breaker = name,
+                                "circuit breaker exists with a different configuration; using it"
+                            );
+                            registry.get(name)
+                        }),
                 })
             }
         }
@@ -198,7 +200,8 @@ impl Middleware for ResilienceMiddleware {
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<Response, Error> {
-        let per_host = self.limiter.is_some() || matches!(self.breaker, BreakerMode::PerHost { .. });
+        let per_host =
+            self.limiter.is_some() || matches!(self.breaker, BreakerMode::PerHost { .. });
         let origin = if per_host {
             origin(req.url())
         } else {
@@ -356,7 +359,10 @@ impl ResilienceMiddlewareBuilder {
     /// takes a token. A request over the limit fails at once with `Error::Middleware` carrying
     /// [`RateLimited`] (its `retry_after` says when a token comes back), unless
     /// [`rate_limit_wait`](Self::rate_limit_wait) allows a wait.
-    pub fn rate_limit<C: Clock>(mut self, limiter: impl Into<Arc<KeyedRateLimiter<String, C>>>) -> Self {
+    pub fn rate_limit<C: Clock>(
+        mut self,
+        limiter: impl Into<Arc<KeyedRateLimiter<String, C>>>,
+    ) -> Self {
         let limiter: Arc<KeyedRateLimiter<String, C>> = limiter.into();
         self.inner.limiter = Some(limiter);
         self

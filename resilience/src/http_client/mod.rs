@@ -76,6 +76,8 @@ mod classify;
 mod middleware;
 mod retry_after;
 
-pub use classify::{ResponseClass, RetryableStatus, RetryableStatuses, classify_response, status_of};
+pub use classify::{
+    ResponseClass, RetryableStatus, RetryableStatuses, classify_response, status_of,
+};
 pub use middleware::{ResilienceMiddleware, ResilienceMiddlewareBuilder};
 pub use retry_after::{MAX_RETRY_AFTER, parse_retry_after, retry_after};
