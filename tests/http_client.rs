@@ -391,6 +391,30 @@ async fn a_streamed_body_is_sent_once_a_buffered_one_each_attempt() {
     assert!(bodies[1..].iter().all(|b| b == "buffered"), "{bodies:?}");
 }
 
+#[tokio::test]
+async fn a_streamed_body_still_gets_the_attempt_timeout() {
+    let up = Upstream::start(|_, _| None).await;
+    let policy = quick(3)
+        .to_builder()
+        .attempt_timeout(Duration::from_millis(100))
+        .build()
+        .unwrap();
+    let stream = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
+        b"streamed",
+    )));
+    let err = retrying(policy)
+        .post(up.url("/"))
+        .body(stream)
+        .send()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Middleware(e) if e.is::<TimeoutError>()),
+        "{err:?}"
+    );
+    assert_eq!(up.hits(), 1);
+}
+
 fn breaker_config(failures: u32) -> CircuitBreakerConfig {
     CircuitBreakerConfig::builder()
         .failure_threshold(failures)

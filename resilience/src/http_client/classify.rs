@@ -167,7 +167,7 @@ pub fn classify_response(response: &Response) -> ResponseClass {
 ///
 /// ```
 /// # fn check(err: &reqwest_middleware::Error) -> bool {
-/// use resilience::http_client::{RetryableStatus, status_of};
+/// use resilience::http_client::status_of;
 /// // In a policy's predicate: do not retry 429s, retry everything else the classifier would.
 /// let is_429 = status_of(err) == Some(reqwest::StatusCode::TOO_MANY_REQUESTS);
 /// # is_429 }

@@ -139,28 +139,37 @@ impl ResilienceMiddleware {
         }
     }
 
-    /// Sends `req` under the retry policy (once when it has none or the body cannot be cloned).
+    /// Sends `req` under the retry policy: once when there is none, and in one attempt (its
+    /// timeouts still applying) when the body cannot be cloned.
     async fn send(
         &self,
         req: Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<Response, Error> {
-        let policy = match &self.retry {
-            Some(policy) if policy.max_attempts() > 1 => policy,
-            _ => return next.run(req, extensions).await,
-        };
-        // A streamed body cannot be sent twice: one attempt.
-        let Some(first) = req.try_clone() else {
+        let Some(policy) = &self.retry else {
             return next.run(req, extensions).await;
         };
-        let mut pending = Some(first);
+        let single;
+        // `pending` is the next attempt's request; `template` what later attempts clone.
+        let (policy, mut pending, template) = match req.try_clone() {
+            Some(first) => (policy, Some(first), Some(req)),
+            None => {
+                // A streamed body cannot be sent twice.
+                let mut once = policy.clone();
+                once.max_attempts = 1;
+                single = once;
+                (&single, Some(req), None)
+            }
+        };
         // Attempts run one after another; the lock only lets each borrow the extensions.
         let extensions = tokio::sync::Mutex::new(extensions);
         let statuses = self.statuses;
         let outcome = policy
             .run_with_timeouts(|| {
-                let attempt = pending.take().or_else(|| req.try_clone());
+                let attempt = pending
+                    .take()
+                    .or_else(|| template.as_ref().and_then(Request::try_clone));
                 let next = next.clone();
                 let extensions = &extensions;
                 async move {
