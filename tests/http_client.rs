@@ -282,7 +282,7 @@ async fn reqwest_timeouts_are_retried() {
     let up = Upstream::start(|_, _| None).await;
     let err = retrying(quick(2))
         .get(up.url("/"))
-        .timeout(Duration::from_millis(100))
+        .timeout(Duration::from_millis(250))
         .send()
         .await
         .unwrap_err();
@@ -296,7 +296,7 @@ async fn an_attempt_cut_by_the_policy_ends_as_timeout_error() {
     let up = Upstream::start(|_, _| None).await;
     let policy = quick(2)
         .to_builder()
-        .attempt_timeout(Duration::from_millis(100))
+        .attempt_timeout(Duration::from_millis(250))
         .build()
         .unwrap();
     let err = retrying(policy).get(up.url("/")).send().await.unwrap_err();
@@ -306,7 +306,7 @@ async fn an_attempt_cut_by_the_policy_ends_as_timeout_error() {
     let timeout = inner
         .downcast_ref::<TimeoutError>()
         .expect("a TimeoutError");
-    assert_eq!(timeout.after, Duration::from_millis(100));
+    assert_eq!(timeout.after, Duration::from_millis(250));
     assert_eq!(up.hits(), 2);
 }
 
@@ -396,7 +396,7 @@ async fn a_streamed_body_still_gets_the_attempt_timeout() {
     let up = Upstream::start(|_, _| None).await;
     let policy = quick(3)
         .to_builder()
-        .attempt_timeout(Duration::from_millis(100))
+        .attempt_timeout(Duration::from_millis(250))
         .build()
         .unwrap();
     let stream = reqwest::Body::wrap(http_body_util::Full::new(bytes::Bytes::from_static(
