@@ -15,6 +15,8 @@ pub mod circuit_breaker;
 pub mod database;
 pub mod error;
 pub mod health;
+#[cfg(feature = "reqwest")]
+pub mod http_client;
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub mod integration;
 #[cfg(feature = "jobs")]
