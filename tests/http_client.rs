@@ -1,6 +1,6 @@
 //! The reqwest integration against a real local HTTP server (axum on 127.0.0.1:0) that fails on
 //! demand: retries counted server-side, Retry-After hints, transport errors, per-host breakers
-//! and limiters, bodies that cannot be cloned.
+//! and limiters, a per-host quota shared in Redis by two replicas, bodies that cannot be cloned.
 //!
 //! Real sockets do not mix with tokio's paused clock, so policies use tiny delays and the tests
 //! assert counts and the delays the policy reports (`on_retry`), not elapsed times — except
@@ -23,6 +23,9 @@ use resilience::retry::{Backoff, RetryEvent, RetryPolicy};
 
 #[path = "http_client/per_host.rs"]
 mod per_host;
+#[path = "http_client/shared_limit.rs"]
+mod shared_limit;
+mod support;
 
 /// What the server does for hit `n` (1-based) with the request body: `Some(response)`, or
 /// `None` to stall forever.

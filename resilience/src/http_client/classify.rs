@@ -8,6 +8,7 @@ use reqwest::{Response, StatusCode};
 
 use super::retry_after::retry_after;
 use crate::circuit_breaker::CircuitOpenError;
+use crate::rate_limit::RateLimitError;
 use crate::retry::Retryable;
 use crate::retry::classify::{is_transient_error, retry_after_of};
 use crate::timeout::TimeoutError;
@@ -251,7 +252,9 @@ impl Retryable for reqwest::Error {
 
 /// The `Reqwest` variant as `reqwest::Error`; the `Middleware` variant: a [`RetryableStatus`]
 /// is retryable with its hint, a `reqwest::Error` in its chain decides as above, a
-/// [`CircuitOpenError`] is not retryable, and anything else goes to the chain classifier
+/// [`CircuitOpenError`] is not retryable, a [`RateLimitError`] is as transient as its backend's
+/// error (`Backend`: a Redis timeout or lost connection yes, an ACL refusal no;
+/// `CostExceedsCapacity` never), and anything else goes to the chain classifier
 /// ([`is_transient_error`]: I/O errors, timeouts, rate limits with their `retry_after`).
 impl Retryable for reqwest_middleware::Error {
     fn is_retryable(&self) -> bool {
@@ -290,9 +293,26 @@ fn known_verdict(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
         Some(is_transient_reqwest(r))
     } else if e.is::<CircuitOpenError>() {
         Some(false)
+    } else if let Some(limit) = e.downcast_ref::<RateLimitError>() {
+        Some(match limit {
+            // Never admissible: another try is refused the same way.
+            RateLimitError::CostExceedsCapacity { .. } => false,
+            // The limiter's backend could not decide: as transient as its own error (a Redis
+            // timeout or lost connection yes, a refused ACL no). Retrying asks the limiter
+            // again, so it never gets around the limit.
+            RateLimitError::Backend(backend) => is_transient_backend(backend.as_ref()),
+        })
     } else {
         None
     }
+}
+
+fn is_transient_backend(e: &(dyn std::error::Error + 'static)) -> bool {
+    #[cfg(feature = "redis")]
+    if let Some(redis) = e.downcast_ref::<crate::redis::RedisError>() {
+        return redis.is_transient();
+    }
+    is_transient_error(e)
 }
 
 pub(crate) fn is_transient_reqwest(e: &reqwest::Error) -> bool {

@@ -1,6 +1,8 @@
 //! [`ResilienceMiddleware`]: a per-host limiter, breaker and retry policy for `reqwest-middleware`.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -8,10 +10,11 @@ use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Error, Middleware, Next};
 
 use super::classify::{ResponseClass, RetryableStatus, RetryableStatuses, is_transient_reqwest};
+use super::limit::{HostLimiter, admit};
 use crate::circuit_breaker::{
     BreakerRegistry, CircuitBreaker, CircuitBreakerConfig, get_circuit_breaker,
 };
-use crate::rate_limit::{CheckError, Clock, KeyedRateLimiter, RateLimited};
+use crate::rate_limit::{KeyedRateLimit, KeyedRateLimiter};
 use crate::retry::RetryPolicy;
 use crate::timeout::TimeoutError;
 
@@ -40,18 +43,6 @@ enum BreakerMode {
     },
     /// One breaker for every host.
     Fixed(Arc<CircuitBreaker>),
-}
-
-/// The per-host limiter, whatever its clock.
-trait HostLimiter: Send + Sync + fmt::Debug {
-    fn check(&self, key: &str) -> Result<(), CheckError>;
-}
-
-impl<C: Clock> HostLimiter for KeyedRateLimiter<String, C> {
-    #[inline]
-    fn check(&self, key: &str) -> Result<(), CheckError> {
-        self.check_key(key)
-    }
 }
 
 impl ResilienceMiddleware {
@@ -110,32 +101,6 @@ impl ResilienceMiddleware {
                         }),
                 })
             }
-        }
-    }
-
-    /// Admits one request for `origin`: at once, after waiting up to `limit_wait`, or refused.
-    async fn admit(&self, limiter: &dyn HostLimiter, origin: &str) -> Result<(), Error> {
-        let mut waited = Duration::ZERO;
-        loop {
-            let refusal = match limiter.check(origin) {
-                Ok(()) => return Ok(()),
-                Err(CheckError::Limited(limited)) => limited,
-                Err(other) => match other.retry_after() {
-                    Some(retry_after) => RateLimited { retry_after },
-                    None => return Err(Error::middleware(other)),
-                },
-            };
-            let after = waited.saturating_add(refusal.retry_after);
-            if refusal.retry_after.is_zero() || after > self.limit_wait {
-                tracing::debug!(
-                    origin,
-                    retry_after_ms = refusal.retry_after.as_millis() as u64,
-                    "request refused by the per-host rate limiter"
-                );
-                return Err(Error::middleware(refusal));
-            }
-            tokio::time::sleep(refusal.retry_after).await;
-            waited = after;
         }
     }
 
@@ -199,25 +164,24 @@ impl ResilienceMiddleware {
             other => Err(other),
         })
     }
-}
 
-#[async_trait::async_trait]
-impl Middleware for ResilienceMiddleware {
-    async fn handle(
+    /// The request's whole way through the middleware, with `limiter`'s concrete type (so
+    /// its decision future lives inside this one, not in a box of its own).
+    pub(super) async fn run<L: KeyedRateLimit>(
         &self,
+        limiter: Option<&L>,
         req: Request,
         extensions: &mut http::Extensions,
         next: Next<'_>,
     ) -> Result<Response, Error> {
-        let per_host =
-            self.limiter.is_some() || matches!(self.breaker, BreakerMode::PerHost { .. });
+        let per_host = limiter.is_some() || matches!(self.breaker, BreakerMode::PerHost { .. });
         let origin = if per_host {
             origin(req.url())
         } else {
             String::new()
         };
-        if let Some(limiter) = &self.limiter {
-            self.admit(&**limiter, &origin).await?;
+        if let Some(limiter) = limiter {
+            admit(limiter, &origin, self.limit_wait).await?;
         }
         let Some(breaker) = self.breaker(&origin) else {
             return self.send(req, extensions, next).await;
@@ -231,6 +195,29 @@ impl Middleware for ResilienceMiddleware {
             None => drop(permit),
         }
         result
+    }
+}
+
+/// What `#[async_trait]` would generate, written out so the one box it allocates per request
+/// holds the limiter's future too: [`KeyedRateLimit`] returns `impl Future`, which a trait
+/// object cannot, so the limiter object ([`HostLimiter`]) builds the whole request's future.
+impl Middleware for ResilienceMiddleware {
+    fn handle<'life0, 'life1, 'life2, 'async_trait>(
+        &'life0 self,
+        req: Request,
+        extensions: &'life1 mut http::Extensions,
+        next: Next<'life2>,
+    ) -> Pin<Box<dyn Future<Output = Result<Response, Error>> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        Self: 'async_trait,
+    {
+        match &self.limiter {
+            Some(limiter) => limiter.handle(self, req, extensions, next),
+            None => Box::pin(self.run(None::<&KeyedRateLimiter<String>>, req, extensions, next)),
+        }
     }
 }
 
@@ -281,7 +268,7 @@ impl fmt::Debug for ResilienceMiddleware {
             .field("breaker", &breaker)
             .field("retry", &self.retry)
             .field("statuses", &self.statuses)
-            .field("limiter", &self.limiter)
+            .field("limiter", &self.limiter.as_ref().map(|l| l.type_name()))
             .field("limit_wait", &self.limit_wait)
             .finish()
     }
@@ -364,21 +351,27 @@ impl ResilienceMiddlewareBuilder {
         self
     }
 
-    /// A rate limit per host: `limiter` is keyed by origin, each request (not each attempt)
-    /// takes a token. A request over the limit fails at once with `Error::Middleware` carrying
-    /// [`RateLimited`] (its `retry_after` says when a token comes back), unless
-    /// [`rate_limit_wait`](Self::rate_limit_wait) allows a wait.
-    pub fn rate_limit<C: Clock>(
-        mut self,
-        limiter: impl Into<Arc<KeyedRateLimiter<String, C>>>,
-    ) -> Self {
-        let limiter: Arc<KeyedRateLimiter<String, C>> = limiter.into();
+    /// A rate limit per host: `limiter` — any [`KeyedRateLimit`]: the in-memory
+    /// [`KeyedRateLimiter`] (per process) or, feature `redis`, a
+    /// [`RedisRateLimiter`](crate::rate_limit::RedisRateLimiter) (one quota shared by every
+    /// replica) — is keyed by origin, and each request (not each attempt) takes a token.
+    ///
+    /// A request over the limit fails at once with `Error::Middleware` carrying
+    /// [`RateLimited`](crate::RateLimited) (its `retry_after` says when a token comes back),
+    /// unless [`rate_limit_wait`](Self::rate_limit_wait) allows a wait. A limiter that cannot
+    /// decide (Redis down under `FailurePolicy::FailClosed`) fails the request with
+    /// `Error::Middleware` carrying the [`RateLimitError`](crate::rate_limit::RateLimitError);
+    /// nothing is sent and the breaker records nothing.
+    pub fn rate_limit<L: KeyedRateLimit + 'static>(mut self, limiter: impl Into<Arc<L>>) -> Self {
+        let limiter: Arc<L> = limiter.into();
         self.inner.limiter = Some(limiter);
         self
     }
 
     /// Wait up to `max_wait` in total for the limiter's token instead of failing at once
-    /// (default zero: fail at once). A request whose wait would exceed it fails as above.
+    /// (default zero: fail at once): sleep for the refusal's `retry_after` and ask again. A
+    /// request whose wait would end past `max_wait` (time spent asking a remote limiter
+    /// included) fails as above.
     pub fn rate_limit_wait(mut self, max_wait: Duration) -> Self {
         self.inner.limit_wait = max_wait;
         self

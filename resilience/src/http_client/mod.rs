@@ -8,7 +8,8 @@
 //!   an error from `error_for_status` follows [`RetryableStatuses::DEFAULT`]. For
 //!   `reqwest_middleware::Error`: its `Reqwest` variant the same, its `Middleware` variant by the
 //!   error chain (a [`RetryableStatus`] or a `reqwest::Error` in it decides; a
-//!   `CircuitOpenError` is not retryable; otherwise the [chain
+//!   `CircuitOpenError` is not retryable; a `RateLimitError` is as transient as its backend's
+//!   error; otherwise the [chain
 //!   classifier](crate::retry::classify::is_transient_error), which also reads a
 //!   `RateLimited`'s hint).
 //! - [`classify_response`] / [`RetryableStatuses::classify`]: 408, 429, 500, 502, 503 and 504
@@ -21,11 +22,20 @@
 //! # The middleware
 //! [`ResilienceMiddleware`] works per host — the URL's origin, `scheme://host[:port]` — in this
 //! order:
-//! 1. **Rate limit** (optional): a [`KeyedRateLimiter`](crate::KeyedRateLimiter) keyed by
-//!    origin admits each request (not each attempt: it admits callers). Over the limit, the
-//!    request fails at once with `Error::Middleware` carrying
+//! 1. **Rate limit** (optional): any [`KeyedRateLimit`](crate::rate_limit::KeyedRateLimit)
+//!    keyed by origin admits each request (not each attempt: it admits callers) — the
+//!    in-memory [`KeyedRateLimiter`](crate::KeyedRateLimiter) for a quota per process, or
+//!    (feature `redis`) a `RedisRateLimiter` for one quota shared by every replica. Over the
+//!    limit, the request fails at once with `Error::Middleware` carrying
 //!    [`RateLimited`](crate::RateLimited), or waits up to
-//!    [`rate_limit_wait`](ResilienceMiddlewareBuilder::rate_limit_wait) for its token.
+//!    [`rate_limit_wait`](ResilienceMiddlewareBuilder::rate_limit_wait) for its token (sleeping
+//!    for each refusal's `retry_after`, then asking again). A limiter that cannot decide — Redis
+//!    down under `FailurePolicy::FailClosed` — fails the request at once with `Error::Middleware`
+//!    carrying the [`RateLimitError`](crate::rate_limit::RateLimitError) (`FailOpen` admits,
+//!    `Local` decides in memory). The middleware's own retry never repeats an admission (the
+//!    limiter sits outside it); a caller's retry around `send` treats that error as transient
+//!    when the backend's error is (a Redis timeout or lost connection: yes), and each try asks
+//!    the limiter again, so no retry gets around the limit.
 //! 2. **Circuit breaker**: by default the global breaker named after the origin (created on
 //!    first use; a prefix and a configuration can be given, or one fixed breaker for all
 //!    hosts). It sits outside the retry, as the README's stacking rule says, so a retried
@@ -46,9 +56,12 @@
 //! that calls a known set of services. A client that follows arbitrary URLs should use one fixed
 //! breaker ([`breaker_name`](ResilienceMiddlewareBuilder::breaker_name)).
 //!
+//! The crate re-exports the [`reqwest`] and [`reqwest_middleware`] it is built on: name them
+//! through `resilience::http_client` (or pin the same versions) so your client and the
+//! middleware's types match.
+//!
 //! ```no_run
-//! use std::time::Duration;
-//! use resilience::http_client::ResilienceMiddleware;
+//! use resilience::http_client::{ResilienceMiddleware, reqwest, reqwest_middleware};
 //! use resilience::rate_limit::KeyedRateLimiter;
 //! use resilience::{CircuitOpenError, RetryPreset};
 //!
@@ -73,8 +86,14 @@
 //! ```
 
 mod classify;
+mod limit;
 mod middleware;
 mod retry_after;
+
+/// The `reqwest` this module is built on: name it through here to match our version.
+pub use reqwest;
+/// The `reqwest-middleware` this module is built on: name it through here to match our version.
+pub use reqwest_middleware;
 
 pub use classify::{
     ResponseClass, RetryableStatus, RetryableStatuses, classify_response, status_of,
