@@ -34,6 +34,10 @@ pub mod __private;
 
 pub use error::ConfigError;
 
+// --- presets and adapter protection (issue 13) ---
+pub use error::UnknownPreset;
+pub use retry::RetryService;
+
 // --- circuit breaker re-exports ---
 pub use circuit_breaker::{
     BreakerRegistry, CallError, CircuitBreaker, CircuitBreakerConfig, CircuitBreakerPreset,
