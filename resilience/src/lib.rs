@@ -22,6 +22,7 @@ pub mod jobs;
 #[cfg(feature = "redis")]
 mod log_throttle;
 pub mod metrics;
+pub mod protect;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -36,6 +37,7 @@ pub use error::ConfigError;
 
 // --- presets and adapter protection (issue 13) ---
 pub use error::UnknownPreset;
+pub use protect::{Dependency, protect};
 pub use retry::RetryService;
 
 // --- circuit breaker re-exports ---
