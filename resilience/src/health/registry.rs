@@ -213,6 +213,15 @@ impl HealthRegistry {
     /// The process-wide registry, with the default thresholds: where
     /// [`protect`](crate::protect::protect) registers dependencies unless told otherwise. Serve
     /// it by cloning the `Arc` (e.g. into the router's `ServiceEndpoints::new`).
+    ///
+    /// ```
+    /// use resilience::health::{HealthRegistry, HealthStatus, check_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// HealthRegistry::global().optional(check_fn("cache-docs", || async { true }));
+    /// let report = HealthRegistry::global().check().await;
+    /// assert_eq!(report.check("cache-docs").unwrap().status, HealthStatus::Healthy);
+    /// # }
+    /// ```
     pub fn global() -> &'static Arc<HealthRegistry> {
         &GLOBAL
     }

@@ -14,6 +14,35 @@ use crate::timeout::TimeoutError;
 /// [`call`](Self::call) runs the operation through the breaker, and the retry policy inside it:
 /// a retried sequence counts once in the breaker (so `failure_threshold` counts failed
 /// *sequences*), and an open breaker rejects at once without trying the client.
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::retry::RetryPolicy;
+/// use resilience::{CallError, CircuitBreakerConfig, CircuitState, protect};
+///
+/// struct Vault;
+/// impl Vault {
+///     async fn read(&self, path: &str) -> Result<String, std::io::Error> {
+///         Err(std::io::ErrorKind::ConnectionRefused.into())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let vault = protect("vault-docs", Vault)
+///     .breaker_config(CircuitBreakerConfig::builder().failure_threshold(2).build()?)
+///     .retry(RetryPolicy::builder().max_attempts(3).initial_delay(Duration::from_millis(10)).build()?)
+///     .without_health()
+///     .build()?;
+/// for _ in 0..2 {
+///     // Three attempts each, one failure each in the breaker.
+///     let failed = vault.call(|v| v.read("secret/db")).await;
+///     assert!(matches!(failed, Err(CallError::Inner(_))));
+/// }
+/// assert_eq!(vault.state(), CircuitState::Open);
+/// assert!(vault.call(|v| v.read("secret/db")).await.unwrap_err().is_open());
+/// # Ok(()) }
+/// ```
 pub struct Dependency<T> {
     pub(crate) name: Arc<str>,
     pub(crate) client: Arc<T>,
