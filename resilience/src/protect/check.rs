@@ -17,11 +17,11 @@ pub(crate) type Probe =
 /// beside the breaker, never through it (a health run neither trips nor closes it), and the
 /// breaker's state is folded in:
 ///
-/// | breaker                               | probe fails | probe passes / no probe |
-/// |---------------------------------------|-------------|-------------------------|
-/// | closed, disabled                      | unhealthy   | healthy                 |
-/// | half-open, or open past its reset time | unhealthy  | degraded (recovering)   |
-/// | open, forced open                     | unhealthy   | degraded with a probe that passes; unhealthy without a probe |
+/// | breaker                                | probe fails | probe passes | no probe  |
+/// |----------------------------------------|-------------|--------------|-----------|
+/// | closed, disabled                       | unhealthy   | healthy      | healthy   |
+/// | half-open, or open past its reset time | unhealthy   | degraded     | degraded  |
+/// | open, forced open                      | unhealthy   | degraded     | unhealthy |
 ///
 /// So an open breaker takes a required dependency's service out of rotation only while nothing
 /// says the dependency is back: a passing probe, or the reset timeout running out (which lets
