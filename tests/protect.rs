@@ -393,6 +393,63 @@ async fn the_default_health_registry_is_the_global_one() {
     assert!(HealthRegistry::global().remove("protect-test-global"));
 }
 
+#[tokio::test]
+async fn an_empty_name_is_refused() {
+    let err = protect("", ()).without_health().build().unwrap_err();
+    assert_eq!(err, ProtectError::EmptyName);
+}
+
+#[derive(Debug, PartialEq)]
+enum TimedError {
+    Down,
+    TimedOut,
+}
+
+impl Retryable for TimedError {
+    fn is_retryable(&self) -> bool {
+        true
+    }
+}
+
+impl From<resilience::TimeoutError> for TimedError {
+    fn from(_: resilience::TimeoutError) -> Self {
+        Self::TimedOut
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn call_with_timeouts_cuts_hanging_attempts() {
+    let policy = RetryPolicy::builder()
+        .max_attempts(2)
+        .initial_delay(Duration::from_millis(100))
+        .attempt_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let dep = protect("protect-test-timeouts", AtomicU32::new(0))
+        .retry(policy)
+        .without_health()
+        .build()
+        .unwrap();
+    let started = tokio::time::Instant::now();
+    let out: Result<(), _> = dep
+        .call_with_timeouts(|attempts| async move {
+            if attempts.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(TimedError::Down);
+            }
+            std::future::pending().await
+        })
+        .await;
+    assert_eq!(out, Err(CallError::Inner(TimedError::TimedOut)));
+    assert_eq!(dep.client().load(Ordering::SeqCst), 2);
+    // The first attempt fails at once, a wait of 50–100 ms, then the second is cut after 1 s.
+    let elapsed = started.elapsed();
+    assert!(
+        (Duration::from_millis(1050)..=Duration::from_millis(1102)).contains(&elapsed),
+        "{elapsed:?}"
+    );
+    assert_eq!(dep.breaker().snapshot().failure_count, 1);
+}
+
 #[test]
 fn blocking_calls_retry_inside_the_breaker() {
     let dep = protect("protect-test-blocking", 0u8)

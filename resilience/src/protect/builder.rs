@@ -21,6 +21,9 @@ pub enum ProtectError {
     /// the one the breaker of that name already has.
     #[error(transparent)]
     Breaker(#[from] RegistryError),
+    /// The dependency's name is empty: it names the breaker and the health check.
+    #[error("a protected dependency needs a non-empty name")]
+    EmptyName,
 }
 
 enum BreakerSource {
@@ -151,6 +154,9 @@ impl<T> ProtectBuilder<T> {
     /// of that name (a dependency declared again — after a reload, say — takes its place; both
     /// share the name's breaker).
     pub fn build(self) -> Result<Dependency<T>, ProtectError> {
+        if self.name.is_empty() {
+            return Err(ProtectError::EmptyName);
+        }
         let breaker = match self.breaker {
             BreakerSource::Named => BreakerRegistry::global().get(&self.name),
             BreakerSource::Config(config) => {
