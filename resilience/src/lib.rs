@@ -24,6 +24,7 @@ pub mod jobs;
 #[cfg(feature = "redis")]
 mod log_throttle;
 pub mod metrics;
+pub mod protect;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -35,6 +36,11 @@ pub mod timeout;
 pub mod __private;
 
 pub use error::ConfigError;
+
+// --- presets and adapter protection (issue 13) ---
+pub use error::UnknownPreset;
+pub use protect::{Dependency, protect};
+pub use retry::RetryService;
 
 // --- circuit breaker re-exports ---
 pub use circuit_breaker::{
