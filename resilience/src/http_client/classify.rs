@@ -293,8 +293,8 @@ fn known_verdict(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
         Some(is_transient_reqwest(r))
     } else if e.is::<CircuitOpenError>() {
         Some(false)
-    } else if let Some(limit) = e.downcast_ref::<RateLimitError>() {
-        Some(match limit {
+    } else {
+        e.downcast_ref::<RateLimitError>().map(|limit| match limit {
             // Never admissible: another try is refused the same way.
             RateLimitError::CostExceedsCapacity { .. } => false,
             // The limiter's backend could not decide: as transient as its own error (a Redis
@@ -302,8 +302,6 @@ fn known_verdict(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
             // again, so it never gets around the limit.
             RateLimitError::Backend(backend) => is_transient_backend(backend.as_ref()),
         })
-    } else {
-        None
     }
 }
 

@@ -198,9 +198,9 @@ impl ResilienceMiddleware {
     }
 }
 
-/// What `#[async_trait]` would generate, written out so the one box it allocates per request
-/// holds the limiter's future too: [`KeyedRateLimit`] returns `impl Future`, which a trait
-/// object cannot, so the limiter object ([`HostLimiter`]) builds the whole request's future.
+// What `#[async_trait]` would generate, written out so the one box it allocates per request
+// holds the limiter's future too: `KeyedRateLimit` returns `impl Future`, which a trait object
+// cannot, so the limiter object (`HostLimiter`) builds the whole request's future.
 impl Middleware for ResilienceMiddleware {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
