@@ -293,8 +293,8 @@ fn known_verdict(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
         Some(is_transient_reqwest(r))
     } else if e.is::<CircuitOpenError>() {
         Some(false)
-    } else if let Some(limit) = e.downcast_ref::<RateLimitError>() {
-        Some(match limit {
+    } else {
+        e.downcast_ref::<RateLimitError>().map(|limit| match limit {
             // Never admissible: another try is refused the same way.
             RateLimitError::CostExceedsCapacity { .. } => false,
             // The limiter's backend could not decide: as transient as its own error (a Redis
@@ -302,8 +302,6 @@ fn known_verdict(e: &(dyn std::error::Error + 'static)) -> Option<bool> {
             // again, so it never gets around the limit.
             RateLimitError::Backend(backend) => is_transient_backend(backend.as_ref()),
         })
-    } else {
-        None
     }
 }
 
@@ -433,5 +431,38 @@ mod tests {
         let err = reqwest_middleware::Error::Middleware(anyhow::anyhow!("no idea"));
         assert!(!err.is_retryable());
         assert_eq!(status_of(&err), None);
+    }
+
+    #[test]
+    fn a_limiter_that_cannot_decide_is_as_transient_as_its_backend() {
+        let middleware = |e: RateLimitError| reqwest_middleware::Error::middleware(e);
+        let io = |kind| RateLimitError::Backend(Box::new(std::io::Error::from(kind)));
+        assert!(middleware(io(std::io::ErrorKind::ConnectionRefused)).is_retryable());
+        assert!(!middleware(io(std::io::ErrorKind::PermissionDenied)).is_retryable());
+        let never = RateLimitError::CostExceedsCapacity {
+            cost: 2,
+            capacity: 1,
+        };
+        assert!(!middleware(never).is_retryable());
+    }
+
+    #[cfg(feature = "redis")]
+    #[test]
+    fn a_redis_backend_error_decides_by_its_own_verdict() {
+        use crate::redis::RedisError;
+        let backend = |e: RedisError| {
+            reqwest_middleware::Error::middleware(RateLimitError::Backend(Box::new(e)))
+        };
+        let timeout = RedisError::Timeout {
+            operation: "rate_limit",
+            after: Duration::from_millis(500),
+        };
+        assert!(backend(timeout).is_retryable());
+        let acl = RedisError::PermissionDenied {
+            operation: "rate_limit",
+            username: None,
+            detail: "no permissions to run the 'evalsha' command".to_owned(),
+        };
+        assert!(!backend(acl).is_retryable());
     }
 }

@@ -198,9 +198,9 @@ impl ResilienceMiddleware {
     }
 }
 
-/// What `#[async_trait]` would generate, written out so the one box it allocates per request
-/// holds the limiter's future too: [`KeyedRateLimit`] returns `impl Future`, which a trait
-/// object cannot, so the limiter object ([`HostLimiter`]) builds the whole request's future.
+// What `#[async_trait]` would generate, written out so the one box it allocates per request
+// holds the limiter's future too: `KeyedRateLimit` returns `impl Future`, which a trait object
+// cannot, so the limiter object (`HostLimiter`) builds the whole request's future.
 impl Middleware for ResilienceMiddleware {
     fn handle<'life0, 'life1, 'life2, 'async_trait>(
         &'life0 self,
@@ -250,11 +250,17 @@ fn reqwest_failure(e: &reqwest::Error) -> Option<bool> {
 /// `scheme://host[:port]`, the port only when it is not the scheme's default (the URL parser
 /// drops default ports). No user info, path or query.
 fn origin(url: &Url) -> String {
-    let host = url.host_str().unwrap_or_default();
-    match url.port() {
-        Some(port) => format!("{}://{host}:{port}", url.scheme()),
-        None => format!("{}://{host}", url.scheme()),
+    use std::fmt::Write as _;
+    let (scheme, host) = (url.scheme(), url.host_str().unwrap_or_default());
+    // Sized up front (`:` and five digits at most for the port): one allocation per request.
+    let mut origin = String::with_capacity(scheme.len() + "://".len() + host.len() + 6);
+    origin.push_str(scheme);
+    origin.push_str("://");
+    origin.push_str(host);
+    if let Some(port) = url.port() {
+        let _ = write!(origin, ":{port}"); // writing to a String cannot fail
     }
+    origin
 }
 
 impl fmt::Debug for ResilienceMiddleware {
