@@ -31,7 +31,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::client::{Op, RedisClient};
-use super::error::RedisError;
+use super::error::{RedisError, ServerReply};
 use super::keys::{RedisKey, colocated_keys};
 use super::scripts::{SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 
@@ -215,7 +215,10 @@ async fn extend(
         .arg(key)
         .arg(owner.to_string())
         .arg(ttl_ms);
-    let ok: i64 = client.exec(Op::LockExtend, &cmd, Some(s)).await?;
+    let ok: i64 = match client.exec(Op::LockExtend, &cmd, Some(s)).await {
+        Err(e) if is_wrong_type(&e) => return Err(RedisError::LockLost),
+        r => r?,
+    };
     match ok {
         1 => Ok(()),
         0 => Err(RedisError::LockLost),
@@ -232,8 +235,22 @@ async fn release(client: &RedisClient, key: &str, owner: LockOwner) -> Result<bo
     let s = &SCRIPTS.lock_release;
     let mut cmd = ::redis::cmd("EVALSHA");
     cmd.arg(&s.sha).arg(1).arg(key).arg(owner.to_string());
-    let ok: i64 = client.exec(Op::LockRelease, &cmd, Some(s)).await?;
-    Ok(ok == 1)
+    match client.exec::<i64>(Op::LockRelease, &cmd, Some(s)).await {
+        Ok(ok) => Ok(ok == 1),
+        Err(e) if is_wrong_type(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Something other than a lock was written under the lock's key: it is not ours any more.
+fn is_wrong_type(e: &RedisError) -> bool {
+    matches!(
+        e,
+        RedisError::Server {
+            reply: ServerReply::WrongType,
+            ..
+        }
+    )
 }
 
 /// One acquire: the fencing token, or why not.
