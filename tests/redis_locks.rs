@@ -170,7 +170,7 @@ async fn the_watchdog_keeps_a_short_lock_alive_and_stops_on_release() {
         .await
         .unwrap();
     assert!(guard.has_watchdog());
-    let lost = guard.lost();
+    let lost = guard.lost().clone();
     // Ten TTLs: without the watchdog the lock would be long gone.
     let start = Instant::now();
     while start.elapsed() < ttl * 10 {
@@ -254,7 +254,7 @@ async fn the_watchdog_signals_a_lock_deleted_or_taken_behind_its_back() {
             .acquire()
             .await
             .unwrap();
-        let lost = guard.lost();
+        let lost = guard.lost().clone();
         let mut args: Vec<&str> = sabotage.clone();
         if args.len() == 1 {
             args.push(guard.key());
@@ -299,7 +299,7 @@ async fn the_watchdog_signals_loss_when_redis_is_gone_for_a_ttl() {
         .acquire()
         .await
         .unwrap();
-    let lost = guard.lost();
+    let lost = guard.lost().clone();
     server.stop();
     let stopped = Instant::now();
     tokio::time::timeout(Duration::from_secs(5), lost.cancelled())

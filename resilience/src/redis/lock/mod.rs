@@ -87,6 +87,9 @@ pub struct LockGuard {
     token: u64,
     released: bool,
     lost: CancellationToken,
+    /// What [`lost`](Self::lost) hands out: a child of `lost`, so a holder cancelling it does
+    /// not mark the lock lost.
+    lost_view: CancellationToken,
     /// Stops the watchdog task (cancelled on release and on drop).
     watchdog: Option<CancellationToken>,
 }
@@ -133,10 +136,10 @@ impl LockGuard {
     /// A token cancelled when the lock is lost: an extend (yours or the watchdog's) found it
     /// gone or held by another owner, or the watchdog could not extend it for a whole TTL (the
     /// lock may have expired while Redis was unreachable). Select on `lost().cancelled()` to
-    /// stop work that must not outlive the lock. Cancelling the returned token yourself does
-    /// not mark the lock lost.
-    pub fn lost(&self) -> CancellationToken {
-        self.lost.child_token()
+    /// stop work that must not outlive the lock; `lost().clone()` to hand it to another task.
+    /// Cancelling it yourself does not mark the lock lost.
+    pub fn lost(&self) -> &CancellationToken {
+        &self.lost_view
     }
 
     /// Whether [`lost`](Self::lost) has fired.

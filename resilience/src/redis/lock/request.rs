@@ -195,6 +195,7 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
             owner,
             token,
             released: false,
+            lost_view: lost.child_token(),
             lost,
             watchdog,
         }
