@@ -473,3 +473,44 @@ fn the_redis_example_tours_locks_and_close() {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
 }
+
+/// The section's future is `Send` when the closure's is: `with_lock` / `run` work in a spawned
+/// task (a borrowed guard in an async closure is where rustc's inference tends to give up).
+#[tokio::test]
+async fn with_lock_and_run_work_in_spawned_tasks() {
+    let server = RedisServer::start();
+    let redis = client(&server).await;
+    let r = redis.clone();
+    let token = tokio::spawn(async move {
+        r.with_lock(
+            &Keys::lock("spawned"),
+            Duration::from_secs(5),
+            async |lock| {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                lock.extend(Duration::from_secs(5))
+                    .await
+                    .map(|()| lock.fencing_token())
+            },
+        )
+        .await
+    })
+    .await
+    .unwrap()
+    .unwrap()
+    .unwrap();
+    let r = redis.clone();
+    let again = tokio::spawn(async move {
+        r.lock(&Keys::lock("spawned"))
+            .wait(Duration::from_secs(1))
+            .watchdog()
+            .run(async |lock| {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                lock.fencing_token()
+            })
+            .await
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(again > token);
+}
