@@ -86,10 +86,11 @@ pub struct LockGuard {
     owner: LockOwner,
     token: u64,
     released: bool,
-    lost: CancellationToken,
-    /// What [`lost`](Self::lost) hands out: a child of `lost`, so a holder cancelling it does
+    /// Cancelled when the lock is lost.
+    loss: CancellationToken,
+    /// What [`lost`](Self::lost) hands out: a child of `loss`, so a holder cancelling it does
     /// not mark the lock lost.
-    lost_view: CancellationToken,
+    lost: CancellationToken,
     /// Stops the watchdog task (cancelled on release and on drop).
     watchdog: Option<CancellationToken>,
 }
@@ -101,7 +102,7 @@ impl fmt::Debug for LockGuard {
             .field("owner", &self.owner)
             .field("token", &self.token)
             .field("watchdog", &self.watchdog.is_some())
-            .field("lost", &self.lost.is_cancelled())
+            .field("lost", &self.loss.is_cancelled())
             .finish()
     }
 }
@@ -139,12 +140,12 @@ impl LockGuard {
     /// stop work that must not outlive the lock; `lost().clone()` to hand it to another task.
     /// Cancelling it yourself does not mark the lock lost.
     pub fn lost(&self) -> &CancellationToken {
-        &self.lost_view
+        &self.lost
     }
 
     /// Whether [`lost`](Self::lost) has fired.
     pub fn is_lost(&self) -> bool {
-        self.lost.is_cancelled()
+        self.loss.is_cancelled()
     }
 
     /// Sets the TTL to `ttl` from now. [`RedisError::LockLost`] if the lock expired or is held
@@ -154,7 +155,7 @@ impl LockGuard {
         let ttl_ms = ttl_millis(ttl)?;
         let r = extend(&self.client, &self.key, self.owner, ttl_ms).await;
         if matches!(r, Err(RedisError::LockLost)) {
-            self.lost.cancel();
+            self.loss.cancel();
         }
         r
     }
@@ -169,7 +170,7 @@ impl LockGuard {
         if ok {
             Ok(())
         } else {
-            self.lost.cancel();
+            self.loss.cancel();
             Err(RedisError::LockLost)
         }
     }

@@ -177,7 +177,7 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
     }
 
     fn guard(&self, key: String, owner: LockOwner, token: u64, sent: Instant) -> LockGuard {
-        let lost = CancellationToken::new();
+        let loss = CancellationToken::new();
         let watchdog = self.watchdog.then(|| {
             watchdog::spawn(watchdog::Watch {
                 client: self.client.clone(),
@@ -186,7 +186,7 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
                 ttl: self.ttl,
                 // The server set the TTL after we sent the acquire: valid at least until then.
                 valid_until: sent.checked_add(self.ttl),
-                lost: lost.clone(),
+                lost: loss.clone(),
             })
         });
         LockGuard {
@@ -195,8 +195,8 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
             owner,
             token,
             released: false,
-            lost_view: lost.child_token(),
-            lost,
+            lost: loss.child_token(),
+            loss,
             watchdog,
         }
     }
