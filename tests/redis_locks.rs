@@ -161,7 +161,8 @@ async fn the_watchdog_keeps_a_short_lock_alive_and_stops_on_release() {
     let server = RedisServer::start();
     let redis = client(&server).await;
     let key = Keys::lock("watched");
-    let ttl = Duration::from_millis(60);
+    // Short, with slack for a loaded 2-core CI machine (an extend every 50 ms, 100 ms to spare).
+    let ttl = Duration::from_millis(150);
     let guard = redis
         .lock(&key)
         .ttl(ttl)
@@ -223,10 +224,10 @@ async fn run_with_a_watchdog_outlives_the_ttl() {
     let key = Keys::lock("long-section");
     let token = redis
         .lock(&key)
-        .ttl(Duration::from_millis(50))
+        .ttl(Duration::from_millis(150))
         .watchdog()
         .run(async |lock| {
-            tokio::time::sleep(Duration::from_millis(400)).await;
+            tokio::time::sleep(Duration::from_millis(750)).await;
             assert!(!lock.is_lost());
             lock.fencing_token()
         })
