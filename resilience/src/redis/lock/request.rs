@@ -108,16 +108,19 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
         let deadline = Instant::now().checked_add(self.wait);
         let mut delay = self.min_backoff;
         let mut undo = ReleaseOnDrop {
-            armed: None,
-            fresh_owner: self.owner.is_none(),
+            client,
+            lock: &lock,
+            owner,
+            armed: false,
         };
-        loop {
+        let fresh_owner = self.owner.is_none();
+        let (token, sent) = loop {
             let sent = Instant::now();
-            undo.arm(client, &lock, owner);
+            undo.armed = fresh_owner;
             let last = match acquire_once(client, &lock, &fence, ttl_ms, owner).await {
                 Ok(token) => {
                     undo.disarm();
-                    return Ok(self.guard(lock, owner, token, sent));
+                    break (token, sent);
                 }
                 Err(e @ RedisError::LockBusy { .. }) => {
                     // Held by someone else: this attempt took nothing.
@@ -148,7 +151,9 @@ impl<'a, K: RedisKey + ?Sized> LockRequest<'a, K> {
             }
             tokio::time::sleep(pause.min(left)).await;
             delay = delay.saturating_mul(2).min(self.max_backoff);
-        }
+        };
+        drop(undo);
+        Ok(self.guard(lock, owner, token, sent))
     }
 
     /// Takes the lock, runs `f` with the guard, and releases it. [`RedisError::LockLost`] if
@@ -209,28 +214,26 @@ fn jitter(d: Duration) -> Duration {
 
 /// Releases, in the background, a lock an attempt may have taken for a fresh owner id that
 /// nobody else knows, if the acquire is dropped or gives up before it knows the outcome.
-struct ReleaseOnDrop {
-    armed: Option<(RedisClient, String, LockOwner)>,
-    fresh_owner: bool,
+/// Borrows until it must act, so the usual path allocates nothing.
+struct ReleaseOnDrop<'a> {
+    client: &'a RedisClient,
+    lock: &'a str,
+    owner: LockOwner,
+    armed: bool,
 }
 
-impl ReleaseOnDrop {
-    fn arm(&mut self, client: &RedisClient, lock: &str, owner: LockOwner) {
-        if self.fresh_owner && self.armed.is_none() {
-            self.armed = Some((client.clone(), lock.to_owned(), owner));
-        }
-    }
-
+impl ReleaseOnDrop<'_> {
     fn disarm(&mut self) {
-        self.armed = None;
+        self.armed = false;
     }
 }
 
-impl Drop for ReleaseOnDrop {
+impl Drop for ReleaseOnDrop<'_> {
     fn drop(&mut self) {
-        let Some((client, lock, owner)) = self.armed.take() else {
+        if !self.armed {
             return;
-        };
+        }
+        let (client, lock, owner) = (self.client.clone(), self.lock.to_owned(), self.owner);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
                 if let Ok(true) = release(&client, &lock, owner).await {
