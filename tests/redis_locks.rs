@@ -515,3 +515,42 @@ async fn with_lock_and_run_work_in_spawned_tasks() {
     .unwrap();
     assert!(again > token);
 }
+
+/// Through Sentinel, `close` drops the master connection too (and discovery stops).
+#[tokio::test]
+async fn close_on_a_sentinel_client_drops_its_master_connection() {
+    use support::sentinel::{MASTER_NAME, SentinelSetup};
+    let setup = SentinelSetup::start(5_000);
+    let master = setup.master_port();
+    let clients = |setup: &SentinelSetup| -> u64 {
+        setup
+            .cli(master, &["INFO", "clients"])
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("connected_clients:"))
+            .map_or(0, |n| n.parse().unwrap())
+    };
+    let before = clients(&setup);
+    let redis = RedisClient::connect_sentinel(
+        RedisConfig::builder()
+            .key_prefix("snt")
+            .response_timeout(Duration::from_secs(2))
+            .build()
+            .unwrap(),
+        MASTER_NAME,
+        setup.sentinel_addrs(),
+    )
+    .await
+    .unwrap();
+    redis.ping().await.unwrap();
+    assert!(
+        clients(&setup) > before,
+        "our connection shows on the master"
+    );
+    redis.close().await;
+    assert!(matches!(redis.ping().await, Err(RedisError::Closed)));
+    poll_until(Duration::from_secs(3), async || {
+        (clients(&setup) == before).then_some(())
+    })
+    .await
+    .expect("the master connection is closed");
+}

@@ -522,16 +522,19 @@ impl RedisClient {
     /// Shuts the client down, for a shutdown hook: every later call, on this handle and on
     /// every clone of it (they share the connection), fails at once with
     /// [`RedisError::Closed`] without touching the network or the breaker. Calls already in
-    /// flight finish on the connection they hold (each within the response timeout). The
-    /// connection of a one-server client is dropped now (it closes when the last call in
-    /// flight is done) and the background reconnect stops; a Cluster or Sentinel connection
-    /// closes when the last clone of the client is dropped. Idempotent.
+    /// flight finish on the connection they hold (each within the response timeout). A
+    /// one-server or Sentinel client drops its connection now (it closes when the last call
+    /// in flight is done) and stops reconnecting (and watching the sentinels); a Cluster
+    /// client's connections close when the last clone of the client is dropped. Idempotent.
     pub async fn close(&self) {
         if self.inner.closed.swap(true, Ordering::AcqRel) {
             return;
         }
-        if let Conn::Single(single) = &self.inner.conn {
-            single.close().await;
+        match &self.inner.conn {
+            Conn::Single(single) => single.close().await,
+            Conn::Sentinel(sentinel) => sentinel.close().await,
+            // redis-rs's cluster connection closes when its last handle (ours) is dropped.
+            Conn::Cluster(_) => {}
         }
         self.set_connected(false);
     }
