@@ -1,11 +1,6 @@
-//! # resilience
-//!
-//! Make services survive the failures of what they call: circuit breakers, retries, rate limits,
-//! bulkheads and timeouts in memory; distributed rate limits, locks and optimistic writes on Redis;
-//! graceful shutdown and health checks — as plain functions and types, or declared with attributes
-//! on the functions that need them.
-//!
-//! See the README for a tour and `examples/quickstart.rs` for a runnable one.
+// The crate documentation is the README (a symlink to the repository's, so the packaged crate
+// carries the same text): docs.rs shows the tour, and every Rust block in it is a doctest.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
