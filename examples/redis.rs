@@ -1,5 +1,6 @@
-//! The Redis layer in one tour: typed keys, a distributed rate limit, a lock with a fencing
-//! token, and an optimistic (versioned) write.
+//! The Redis layer in one tour: typed keys, a distributed rate limit, locks with fencing tokens
+//! (a bounded wait, a watchdog, release by owner id), an optimistic (versioned) write, and
+//! closing the client at shutdown.
 //!
 //! ```sh
 //! redis-server --port 6380 --save '' &           # or any Redis 6+
@@ -8,22 +9,23 @@
 
 use std::time::Duration;
 
+use resilience::RedisKey;
 use resilience::rate_limit::{FailurePolicy, KeyedRateLimit, RedisRateLimiter};
-use resilience::redis::{
-    KeyWriter, Keys, RateWindow, RedisClient, RedisConfig, RedisError, RedisKey,
-};
+use resilience::redis::{Keys, LockOwner, RateWindow, RedisClient, RedisConfig, RedisError};
 
-/// A key type of our own: `<prefix>:sword:goal:<goal_id>` (what `#[derive(RedisKey)]` writes).
+/// A key type of our own: `<prefix>:sword:goal:<goal_id>`, the value percent-encoded.
+#[derive(RedisKey)]
+#[redis_key(namespace = "sword", template = "goal:{goal_id}")]
 struct GoalKey<'a> {
     goal_id: &'a str,
 }
 
-impl RedisKey for GoalKey<'_> {
-    const NAMESPACE: &'static str = "sword";
-    fn write_key(&self, w: &mut KeyWriter) {
-        w.literal("goal:");
-        w.segment(self.goal_id);
-    }
+/// The lock on one report: `<prefix>:{report:<id>}` (a lock key is wrapped in a hash tag so its
+/// fencing counter `...:fence` lands in the same Cluster slot).
+#[derive(RedisKey)]
+#[redis_key(namespace = "report", template = "{id}")]
+struct ReportLock {
+    id: u64,
 }
 
 #[tokio::main]
@@ -82,21 +84,44 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_lock(
             &Keys::lock("goal_abc123"),
             Duration::from_secs(10),
-            async |token| format!("wrote with fencing token {token}"),
+            async |lock| format!("wrote with fencing token {}", lock.fencing_token()),
         )
         .await?;
     println!("{written}");
+    let report = ReportLock { id: 7 };
     let held = redis
-        .acquire_lock(&Keys::lock("report"), Duration::from_secs(5))
+        .lock(&report)
+        .ttl(Duration::from_millis(300))
+        .watchdog() // extended every 100 ms while `held` lives
+        .acquire()
         .await?;
-    match redis
-        .acquire_lock(&Keys::lock("report"), Duration::from_secs(5))
-        .await
-    {
+    println!("lock key: {}", held.key());
+    match redis.acquire_lock(&report, Duration::from_secs(5)).await {
         Err(RedisError::LockBusy { retry_after }) => println!("busy, retry in {retry_after:?}"),
         other => println!("unexpected: {other:?}"),
     }
-    held.release().await?;
+    // A bounded wait: retried with backoff until the holder lets go (or 2 s pass).
+    let releaser = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        let lost = held.is_lost();
+        held.release().await.map(|()| lost)
+    });
+    let waited = redis
+        .lock(&report)
+        .ttl(Duration::from_secs(5))
+        .wait(Duration::from_secs(2))
+        .acquire()
+        .await?;
+    println!(
+        "waited for the lock (the watchdog kept it past its 300 ms TTL; lost: {})",
+        releaser.await??
+    );
+    // Release by owner id, without the guard (e.g. from another process).
+    let owner: LockOwner = waited.detach(); // no guard any more; the lock stays held
+    println!(
+        "released by owner id: {}",
+        redis.release_lock(&report, owner).await?
+    );
 
     // Optimistic writes: create once, then update only from the version you read.
     let doc = Keys::idempotency("payments", "order-1001");
@@ -116,6 +141,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     match redis.conditional_update(&doc, v, "paid twice").await {
         Err(e @ RedisError::VersionMismatch { .. }) => println!("stale write refused: {e}"),
+        other => println!("unexpected: {other:?}"),
+    }
+
+    // At shutdown (e.g. a `#[shutdown_hook]`): every clone stops sending.
+    redis.close().await;
+    match redis.ping().await {
+        Err(e @ RedisError::Closed) => println!("after close: {e}"),
         other => println!("unexpected: {other:?}"),
     }
     Ok(())

@@ -359,7 +359,9 @@ async fn with_lock_runs_and_releases() {
     let redis = client(&server).await;
     let key = Keys::lock("job");
     let token = redis
-        .with_lock(&key, Duration::from_secs(5), async |token| token)
+        .with_lock(&key, Duration::from_secs(5), async |lock| {
+            lock.fencing_token()
+        })
         .await
         .unwrap();
     assert!(token >= 1);

@@ -26,3 +26,16 @@ pub(crate) const BACKEND: &[&str] = &["memory", "redis"];
 /// What a Redis-backed limiter does when Redis cannot answer
 /// (`#[rate_limit(on_redis_error = "...")]`); the path is `__private::on_redis_error::<name>`.
 pub(crate) const ON_REDIS_ERROR: &[&str] = &["open", "closed", "local"];
+
+/// Retry service presets (`#[retry(service = "...")]`); the path is
+/// `__private::presets::retry_service::<name>`.
+pub(crate) const RETRY_SERVICE: &[&str] = &["database", "network", "kafka", "vault"];
+
+/// Limiter presets (`#[rate_limit(preset = "...")]`); the path is
+/// `__private::presets::limiter::<name>`.
+pub(crate) const LIMITER: &[&str] = &["api", "database"];
+
+/// A limiter preset's burst over its per-period count, which an overriding rate keeps. Used only
+/// to reject an overflowing rate at the literal: the generated code multiplies by the runtime's
+/// own `LimiterPreset::BURST_FACTOR`.
+pub(crate) const LIMITER_BURST_FACTOR: u64 = 2;

@@ -24,3 +24,26 @@ impl ConfigError {
         }
     }
 }
+
+/// A preset was asked for by a name that does not exist (names read from configuration).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{name}`; valid names: {}", .valid.join(", "))]
+pub struct UnknownPreset {
+    /// What kind of preset was asked for (e.g. "retry service").
+    pub kind: &'static str,
+    /// The name asked for.
+    pub name: String,
+    /// The names that exist.
+    pub valid: &'static [&'static str],
+}
+
+impl UnknownPreset {
+    /// `name` is not a `kind`; `valid` lists the names that are.
+    pub fn new(kind: &'static str, name: &str, valid: &'static [&'static str]) -> Self {
+        Self {
+            kind,
+            name: name.to_owned(),
+            valid,
+        }
+    }
+}

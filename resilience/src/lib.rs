@@ -1,11 +1,6 @@
-//! # resilience
-//!
-//! Make services survive the failures of what they call: circuit breakers, retries, rate limits,
-//! bulkheads and timeouts in memory; distributed rate limits, locks and optimistic writes on Redis;
-//! graceful shutdown and health checks — as plain functions and types, or declared with attributes
-//! on the functions that need them.
-//!
-//! See the README for a tour and `examples/quickstart.rs` for a runnable one.
+// The crate documentation is the README (a symlink to the repository's, so the packaged crate
+// carries the same text): docs.rs shows the tour, and every Rust block in it is a doctest.
+#![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -15,6 +10,8 @@ pub mod circuit_breaker;
 pub mod database;
 pub mod error;
 pub mod health;
+#[cfg(feature = "reqwest")]
+pub mod http_client;
 #[cfg(any(feature = "tower", feature = "axum"))]
 pub mod integration;
 #[cfg(feature = "jobs")]
@@ -22,6 +19,7 @@ pub mod jobs;
 #[cfg(any(feature = "redis", feature = "tower"))]
 mod log_throttle;
 pub mod metrics;
+pub mod protect;
 pub mod rate_limit;
 #[cfg(feature = "redis")]
 pub mod redis;
@@ -33,6 +31,11 @@ pub mod timeout;
 pub mod __private;
 
 pub use error::ConfigError;
+
+// --- presets and adapter protection (issue 13) ---
+pub use error::UnknownPreset;
+pub use protect::{Dependency, protect};
+pub use retry::RetryService;
 
 // --- circuit breaker re-exports ---
 pub use circuit_breaker::{

@@ -11,11 +11,18 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Block, LitStr, Signature};
 
-use super::{Layer, private_call, private_fn, require_result};
+use super::{Layer, private, private_call, private_fn, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
 const SPECS: &[Spec] = &[
+    Spec {
+        name: "preset",
+        kind: Kind::Name {
+            what: "limiter preset",
+            names: presets::LIMITER,
+        },
+    },
     Spec {
         name: "per_second",
         kind: Kind::Int,
@@ -81,6 +88,8 @@ pub(super) struct Config {
     count: u64,
     period_secs: u64,
     burst: Option<u64>,
+    /// `preset = "..."`: its name and literal's span, and whether a rate overrides its own.
+    preset: Option<(&'static str, Span, bool)>,
     key: Option<syn::Expr>,
     redis: Option<Redis>,
 }
@@ -110,6 +119,7 @@ impl Config {
         let rate = match (opts.int("per_second"), opts.int("per_minute")) {
             (Some((v, _)), _) => Some((v, 1)),
             (None, Some((v, _))) => Some((v, 60)),
+            (None, None) if opts.name("preset").is_some() => None,
             (None, None) => {
                 errors.at(
                     proc_macro2::Span::call_site(),
@@ -118,6 +128,20 @@ impl Config {
                 None
             }
         };
+        // A preset's burst follows an overriding rate at its ratio: that product must fit too.
+        if opts.name("preset").is_some()
+            && opts.int("burst").is_none()
+            && let Some((v, span)) = opts.int("per_second").or(opts.int("per_minute"))
+            && v.saturating_mul(presets::LIMITER_BURST_FACTOR) > u64::from(u32::MAX)
+        {
+            errors.at(
+                span,
+                format!(
+                    "with a `preset` the burst is {}× the rate, which must fit in a u32; give `burst` too",
+                    presets::LIMITER_BURST_FACTOR
+                ),
+            );
+        }
         let redis = match opts.name("backend") {
             Some(("redis", lit)) => {
                 if sig.asyncness.is_none() {
@@ -167,6 +191,9 @@ impl Config {
             count,
             period_secs,
             burst: opts.int("burst").map(|(v, _)| v),
+            preset: opts
+                .name("preset")
+                .map(|(name, lit)| (name, lit.span(), rate.is_some())),
             key: opts.expr("key").cloned(),
             redis,
         })
@@ -182,6 +209,10 @@ impl Config {
                 quote!(::core::option::Option::Some(#b))
             }
             None => quote!(::core::option::Option::None),
+        };
+        let (count, burst) = match self.preset {
+            Some((name, span, rate_given)) => self.preset_numbers(name, span, rate_given, count),
+            None => (quote!(#count), burst),
         };
         let spec = quote! {
             #krate::__private::RateSpec { count: #count, period_secs: #period, burst: #burst }
@@ -229,6 +260,37 @@ impl Config {
 }
 
 impl Config {
+    /// `preset = "..."`: the count and burst from the runtime's preset (a path spanned on the
+    /// literal), an overriding rate keeping the preset's burst ratio unless `burst` is given.
+    fn preset_numbers(
+        &self,
+        name: &str,
+        span: Span,
+        rate_given: bool,
+        count: u32,
+    ) -> (TokenStream, TokenStream) {
+        let krate = &self.krate;
+        let ident = format_ident!("{}", name, span = span);
+        let p = private(krate, span);
+        let limiter = quote_spanned!(span=> #p::presets::limiter);
+        let preset = quote_spanned!(span=> #limiter::#ident);
+        let some = |v: TokenStream| quote!(::core::option::Option::Some(#v));
+        let burst = self
+            .burst
+            .map(|b| u32::try_from(b).unwrap_or(u32::MAX))
+            .map(|b| some(quote!(#b)));
+        if rate_given {
+            let burst = burst.unwrap_or_else(|| some(quote!(#count * #limiter::BURST_FACTOR)));
+            // Still name the preset, so a name the runtime lacks fails at the literal.
+            (quote!({ let _ = #preset; #count }), burst)
+        } else {
+            (
+                quote!(#preset.per_second()),
+                burst.unwrap_or_else(|| some(quote!(#preset.burst()))),
+            )
+        }
+    }
+
     /// The check of `backend = "redis"`: one awaited round trip before the body.
     fn redis_check(&self, sig: &Signature, redis: &Redis, spec: &TokenStream) -> TokenStream {
         let krate = &self.krate;

@@ -26,6 +26,13 @@ const SPECS: &[Spec] = &[
         },
     },
     Spec {
+        name: "service",
+        kind: Kind::Name {
+            what: "retry service",
+            names: presets::RETRY_SERVICE,
+        },
+    },
+    Spec {
         name: "max_attempts",
         kind: Kind::Int,
     },
@@ -115,7 +122,19 @@ impl Config {
                 "preset",
                 "a preset fixes the numbers; give either `preset` or the numbers",
             );
+            opts.conflict(
+                &mut errors,
+                n,
+                "service",
+                "a service preset fixes the numbers; give either `service` or the numbers",
+            );
         }
+        opts.conflict(
+            &mut errors,
+            "service",
+            "preset",
+            "both name a policy; give one of them",
+        );
         for n in [
             "max_attempts",
             "total_timeout_ms",
@@ -155,6 +174,7 @@ impl Config {
 
         let krate = opts.krate();
         let source = match opts.name("preset") {
+            None if opts.name("service").is_some() => service_source(&opts, &krate),
             Some((name, lit)) => {
                 let ident = format_ident!("{}", name.replace('-', "_"), span = lit.span());
                 let p = private(&krate, lit.span());
@@ -310,6 +330,16 @@ impl Config {
             }
         }
     }
+}
+
+/// `#[retry(service = "...")]`: the runtime's service preset, by a path spanned on the literal.
+fn service_source(opts: &args::Options, krate: &syn::Path) -> TokenStream {
+    let Some((name, lit)) = opts.name("service") else {
+        return quote!(#krate::__private::RetrySource::Default);
+    };
+    let ident = format_ident!("{}", name, span = lit.span());
+    let p = private(krate, lit.span());
+    quote_spanned!(lit.span()=> #krate::__private::RetrySource::Service(#p::presets::retry_service::#ident))
 }
 
 /// Whether `tokens` mention `ident`: as an identifier, or inside a literal (a format string's

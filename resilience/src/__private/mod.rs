@@ -36,6 +36,25 @@ pub mod presets {
         pub const aggressive: P = P::Aggressive;
     }
 
+    /// `#[retry(service = "...")]`.
+    pub mod retry_service {
+        use crate::retry::RetryService as S;
+
+        pub const database: S = S::Database;
+        pub const network: S = S::Network;
+        pub const kafka: S = S::Kafka;
+        pub const vault: S = S::Vault;
+    }
+
+    /// `#[rate_limit(preset = "...")]`; `BURST_FACTOR` is what an overriding rate's burst keeps.
+    pub mod limiter {
+        use crate::rate_limit::LimiterPreset as L;
+
+        pub const api: L = L::Api;
+        pub const database: L = L::Database;
+        pub const BURST_FACTOR: u32 = L::BURST_FACTOR;
+    }
+
     /// `#[retry(backoff = "...")]`.
     pub mod backoff {
         use crate::retry::Backoff as B;

@@ -16,6 +16,7 @@ use std::time::Duration;
 use pin_project_lite::pin_project;
 
 use super::{FromTimeout, Outcome, rejected_at_runtime};
+use crate::retry::RetryService;
 use crate::retry::engine::{
     Attempt as EngineAttempt, Cut, CutLike, Deadline, Failure, Last, Moment, Sequence, Stop,
     SystemClock, Timed, Untimed, Verdict, classify,
@@ -30,6 +31,8 @@ pub enum RetrySource {
     Preset(RetryPreset),
     /// `#[retry(max_attempts = ..., ...)]`: the default policy with these numbers changed.
     Custom(RetrySpec),
+    /// `#[retry(service = "...")]`.
+    Service(RetryService),
 }
 
 /// The numbers given to `#[retry]`; `None` keeps the default's.
@@ -67,6 +70,7 @@ impl RetryCell {
         let mut builder = match &self.source {
             RetrySource::Default => RetryPolicy::builder(),
             RetrySource::Preset(preset) => preset.builder(),
+            RetrySource::Service(service) => service.builder(),
             RetrySource::Custom(spec) => {
                 let mut b = RetryPolicy::builder();
                 if let Some(n) = spec.max_attempts {

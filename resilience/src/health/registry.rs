@@ -1,7 +1,7 @@
 //! The registry: runs every check concurrently, each under a timeout, and aggregates.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use futures_util::FutureExt;
@@ -207,7 +207,25 @@ impl std::fmt::Debug for HealthRegistry {
     }
 }
 
+static GLOBAL: LazyLock<Arc<HealthRegistry>> = LazyLock::new(|| Arc::new(HealthRegistry::new()));
+
 impl HealthRegistry {
+    /// The process-wide registry, with the default thresholds: where
+    /// [`protect`](crate::protect::protect) registers dependencies unless told otherwise. Serve
+    /// it by cloning the `Arc` (e.g. into the router's `ServiceEndpoints::new`).
+    ///
+    /// ```
+    /// use resilience::health::{HealthRegistry, HealthStatus, check_fn};
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// HealthRegistry::global().optional(check_fn("cache-docs", || async { true }));
+    /// let report = HealthRegistry::global().check().await;
+    /// assert_eq!(report.check("cache-docs").unwrap().status, HealthStatus::Healthy);
+    /// # }
+    /// ```
+    pub fn global() -> &'static Arc<HealthRegistry> {
+        &GLOBAL
+    }
+
     /// An empty registry with the default thresholds.
     pub fn new() -> Self {
         Self::with_config(HealthConfig::default())

@@ -31,6 +31,7 @@ mod decision;
 mod error;
 mod gcra;
 mod keyed;
+mod preset;
 mod quota;
 #[cfg(feature = "redis")]
 mod redis;
@@ -40,6 +41,7 @@ pub use decision::{KeyedRateLimit, RateLimitDecision, RateLimitError, RateLimite
 pub use error::CheckError;
 pub use gcra::{RateLimiter, RateLimiterBuilder};
 pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
+pub use preset::LimiterPreset;
 pub use quota::Quota;
 #[cfg(feature = "redis")]
 pub use redis::{FailurePolicy, RedisRateLimiter, RedisRateLimiterBuilder};

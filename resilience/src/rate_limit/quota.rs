@@ -47,9 +47,18 @@ pub(crate) struct QuotaSpec {
     /// `(count, period, builder method that set it)`.
     rate: Option<(u32, Duration, &'static str)>,
     burst: Option<u32>,
+    /// Set by a preset: the burst is this many times the rate's count unless `burst` is set.
+    burst_factor: Option<u32>,
 }
 
 impl QuotaSpec {
+    /// A preset's rate, its burst following later rate changes at the preset's ratio.
+    pub(crate) fn set_preset(&mut self, preset: super::LimiterPreset) {
+        self.rate = Some((preset.per_second(), Duration::from_secs(1), "preset"));
+        self.burst = None;
+        self.burst_factor = Some(super::LimiterPreset::BURST_FACTOR);
+    }
+
     pub(crate) fn set_rate(&mut self, count: u32, period: Duration, field: &'static str) {
         self.rate = Some((count, period, field));
     }
@@ -87,7 +96,15 @@ impl QuotaSpec {
         let burst = match self.burst {
             Some(0) => return Err(ConfigError::new("burst", "must be at least 1")),
             Some(b) => b,
-            None => count,
+            None => match self.burst_factor {
+                Some(factor) => count.checked_mul(factor).ok_or_else(|| {
+                    ConfigError::new(
+                        field,
+                        "is too high for the preset's burst (the rate times its burst factor must fit in a u32); set `burst` explicitly",
+                    )
+                })?,
+                None => count,
+            },
         };
         let limit = interval
             .checked_mul(u64::from(burst))
@@ -139,6 +156,15 @@ macro_rules! quota_methods {
         /// Refill `count` tokens every `period`; the burst defaults to `count`.
         pub fn rate(mut self, count: u32, period: ::std::time::Duration) -> Self {
             self.quota.set_rate(count, period, "rate");
+            self
+        }
+
+        /// Starts from a preset's rate and burst ([`LimiterPreset`](crate::rate_limit::LimiterPreset)),
+        /// replacing any set before.
+        /// A rate set afterwards replaces the preset's and keeps its burst-to-rate ratio
+        /// (`.preset(Api).per_second(30)`: burst 60); an explicit `burst` always wins.
+        pub fn preset(mut self, preset: crate::rate_limit::LimiterPreset) -> Self {
+            self.quota.set_preset(preset);
             self
         }
 

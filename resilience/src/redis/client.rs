@@ -173,6 +173,8 @@ struct SingleShared {
     connecting: tokio::sync::Mutex<()>,
     /// Whether the background reconnect task runs.
     reconnecting: AtomicBool,
+    /// Set by [`RedisClient::close`]: no new connection is made.
+    closed: AtomicBool,
     epoch: Instant,
 }
 
@@ -186,6 +188,7 @@ impl SingleConnection {
                 current: ArcSwapOption::empty(),
                 connecting: tokio::sync::Mutex::new(()),
                 reconnecting: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 epoch: Instant::now(),
             }),
         }
@@ -243,6 +246,9 @@ impl SingleConnection {
         if let Some(live) = self.shared.current.load_full() {
             return Ok(live);
         }
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(closed_io_error());
+        }
         let conn = self
             .shared
             .client
@@ -253,7 +259,22 @@ impl SingleConnection {
             last_used_ms: AtomicU64::new(self.now_ms()),
         });
         self.shared.current.store(Some(live.clone()));
+        // A close that ran while we connected (it waits for the connect lock, but a caller
+        // that checked before it may still get here): drop what we made.
+        if self.shared.closed.load(Ordering::Acquire) {
+            self.shared.current.store(None);
+            return Err(closed_io_error());
+        }
         Ok(live)
+    }
+
+    /// Stops connecting and drops the current connection: calls holding a handle to it finish
+    /// on it, and it closes when the last of them is done.
+    pub(crate) async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        // After a connect in progress has stored its connection.
+        let _one_at_a_time = self.shared.connecting.lock().await;
+        self.shared.current.store(None);
     }
 
     /// A command on `live` failed with `e`: drop the connection when `e` says it is unusable
@@ -298,6 +319,9 @@ impl SingleConnection {
             for attempt in 0..backoff.max_retries {
                 tokio::time::sleep(backoff_delay(&backoff, attempt)).await;
                 let Some(shared) = weak.upgrade() else { return };
+                if shared.closed.load(Ordering::Acquire) {
+                    return;
+                }
                 let this = SingleConnection { shared };
                 if this.shared.current.load().is_some() || this.connect_now().await.is_ok() {
                     break;
@@ -308,6 +332,12 @@ impl SingleConnection {
             }
         });
     }
+}
+
+/// What a connect attempt after [`RedisClient::close`] fails with (calls see
+/// [`RedisError::Closed`] before they get this far; this covers a race with the close).
+fn closed_io_error() -> ::redis::RedisError {
+    ::redis::RedisError::from((ErrorKind::Client, "the client was closed"))
 }
 
 /// A connection's identity while it is current (its address).
@@ -344,6 +374,8 @@ struct Inner {
     timeout: Duration,
     metrics: ClientMetrics,
     connected: AtomicBool,
+    /// Set by [`RedisClient::close`]: every call fails with [`RedisError::Closed`].
+    closed: AtomicBool,
 }
 
 /// A Redis client: cheap to clone (one shared multiplexed connection), safe to use from many
@@ -482,8 +514,34 @@ impl RedisClient {
                 timeout: config.response_timeout,
                 metrics,
                 connected: AtomicBool::new(true),
+                closed: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Shuts the client down, for a shutdown hook: every later call, on this handle and on
+    /// every clone of it (they share the connection), fails at once with
+    /// [`RedisError::Closed`] without touching the network or the breaker. Calls already in
+    /// flight finish on the connection they hold (each within the response timeout). A
+    /// one-server or Sentinel client drops its connection now (it closes when the last call
+    /// in flight is done) and stops reconnecting (and watching the sentinels); a Cluster
+    /// client's connections close when the last clone of the client is dropped. Idempotent.
+    pub async fn close(&self) {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        match &self.inner.conn {
+            Conn::Single(single) => single.close().await,
+            Conn::Sentinel(sentinel) => sentinel.close().await,
+            // redis-rs's cluster connection closes when its last handle (ours) is dropped.
+            Conn::Cluster(_) => {}
+        }
+        self.set_connected(false);
+    }
+
+    /// Whether [`close`](Self::close) was called on this client or a clone of it.
+    pub fn is_closed(&self) -> bool {
+        self.inner.closed.load(Ordering::Relaxed)
     }
 
     /// Whether the last call reached the server (`false` from a failed connection or a
@@ -725,6 +783,9 @@ impl RedisClient {
         script: Option<&LuaScript>,
     ) -> Result<T, RedisError> {
         let inner = &*self.inner;
+        if inner.closed.load(Ordering::Relaxed) {
+            return Err(RedisError::Closed);
+        }
         let permit = match inner.breaker.try_acquire() {
             Ok(p) => p,
             Err(open) => {
@@ -794,7 +855,11 @@ impl RedisClient {
         match &inner.conn {
             Conn::Single(single) => {
                 let (mut conn, id) = single.live().await.map_err(|e| {
-                    connect_failure(e, inner.username.as_deref(), inner.tls, &inner.addr)
+                    if inner.closed.load(Ordering::Relaxed) {
+                        RedisError::Closed
+                    } else {
+                        connect_failure(e, inner.username.as_deref(), inner.tls, &inner.addr)
+                    }
                 })?;
                 let r = run(&mut conn, cmd, script).await;
                 if let Err(e) = &r {

@@ -143,6 +143,10 @@ pub enum RedisError {
     /// The lock is no longer ours (it expired, or was released or taken over).
     #[error("the lock was lost: it expired or is held by another owner")]
     LockLost,
+    /// The client was closed with [`RedisClient::close`](super::RedisClient::close) (by this
+    /// handle or a clone of it): it sends no more commands.
+    #[error("the Redis client was closed (RedisClient::close); it sends no more commands")]
+    Closed,
     /// `conditional_update` found another version.
     #[error("version mismatch: expected {expected}, found {}", actual.map_or_else(|| "no value".to_owned(), |v| v.to_string()))]
     VersionMismatch {
@@ -269,6 +273,7 @@ impl RedisError {
             Self::InvalidKey { .. } | Self::InvalidArgument { .. } => "invalid_argument",
             Self::LockBusy { .. } | Self::LockLost | Self::VersionMismatch { .. } => "conflict",
             Self::UnexpectedReply { .. } => "protocol",
+            Self::Closed => "closed",
         }
     }
 

@@ -9,8 +9,9 @@
 //!   and the built-in families in [`keys`]: rate limits, locks, caches, breaker state,
 //!   idempotency records.
 //! - Scripts (Lua, EVALSHA, reloaded on NOSCRIPT): GCRA rate limit on the server's clock
-//!   ([`RedisClient::rate_limit`]), locks with fencing tokens ([`RedisClient::acquire_lock`],
-//!   [`RedisClient::with_lock`]), optimistic writes ([`RedisClient::create_if_not_exists`],
+//!   ([`RedisClient::rate_limit`]), locks with fencing tokens ([`RedisClient::lock`] with a
+//!   bounded wait and a watchdog, [`RedisClient::acquire_lock`], [`RedisClient::with_lock`],
+//!   [`RedisClient::release_lock`]), optimistic writes ([`RedisClient::create_if_not_exists`],
 //!   [`RedisClient::conditional_update`]), and [`SharedCircuitBreaker`]: one breaker state
 //!   shared by several processes.
 //! - Topologies: [`RedisClient::connect`] (one server), [`RedisClient::connect_cluster`] (Redis
@@ -33,8 +34,8 @@
 //! let ip = "192.168.1.1".parse().unwrap();
 //! let decision = redis.rate_limit(&Keys::rate_ip(ip, RateWindow::Minute), 60, 1.0, 1).await?;
 //! if decision.allowed {
-//!     redis.with_lock(&Keys::lock("goal_abc123"), Duration::from_secs(30), |fencing_token| async move {
-//!         // ... write, passing `fencing_token` along ...
+//!     redis.with_lock(&Keys::lock("goal_abc123"), Duration::from_secs(30), async |lock| {
+//!         // ... write, passing `lock.fencing_token()` along ...
 //!     }).await?;
 //! }
 //! # Ok(()) }
@@ -60,7 +61,7 @@ pub use keys::{
     BreakerKey, CacheKey, IdempotencyKey, KeySegment, KeyWriter, Keys, LockKey, RateLimitKey,
     RateSubject, RateWindow, RedisKey, encode_segment, render_key,
 };
-pub use lock::{LockGuard, LockOwner};
+pub use lock::{DEFAULT_LOCK_TTL, LockGuard, LockOwner, LockRequest};
 pub use scripts::{MAX_TTL, rate_limit_script_sha, rate_limit_script_source, script_source};
 pub use secret::Secret;
 pub use sentinel::{DEFAULT_MASTER_CHECK_INTERVAL, SentinelOptions, SentinelOptionsBuilder};

@@ -16,7 +16,7 @@
 //! Sentinels may have their own credentials (`requirepass` on the sentinels, which differ from
 //! the data nodes' `requirepass` / `masterauth`) and TLS: see [`SentinelOptions`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -185,6 +185,9 @@ struct Shared {
     /// When a command was last sent, in ms since `epoch` (see [`PROBE_WHEN_IDLE_FOR`]).
     last_used_ms: AtomicU64,
     epoch: Instant,
+    /// Set by [`RedisClient::close`](super::RedisClient::close): no more discovery, and the
+    /// master watcher ends.
+    closed: AtomicBool,
 }
 
 /// A connection to the master named by Sentinel, re-discovered after a failover.
@@ -215,6 +218,12 @@ impl SentinelConnection {
         if let Some(c) = self.shared.current.load_full() {
             return Ok(c.0.clone());
         }
+        if self.shared.closed.load(Ordering::Acquire) {
+            return Err(::redis::RedisError::from((
+                ::redis::ErrorKind::Client,
+                "the client was closed",
+            )));
+        }
         let master: Client = client.async_get_client().await?;
         let addr = match master.get_connection_info().addr() {
             ConnectionAddr::Tcp(h, p)
@@ -234,6 +243,15 @@ impl SentinelConnection {
             .current
             .store(Some(Arc::new((conn.clone(), addr))));
         Ok(conn)
+    }
+
+    /// Stops discovery and drops the master connection (calls holding it finish on it); the
+    /// master watcher ends at its next tick.
+    pub(crate) async fn close(&self) {
+        self.shared.closed.store(true, Ordering::Release);
+        // After a discovery in progress has stored its connection.
+        let _one_at_a_time = self.shared.client.lock().await;
+        self.shared.current.store(None);
     }
 
     /// Forget `failed` (if it is still the current one) so the next call re-discovers.
@@ -262,6 +280,9 @@ async fn watch_master(
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
         let Some(current) = shared.current.load_full() else {
             continue;
         };
@@ -386,6 +407,7 @@ impl RedisClient {
                 db: config.db,
                 last_used_ms: AtomicU64::new(0),
                 epoch: Instant::now(),
+                closed: AtomicBool::new(false),
             }),
         };
         // Discover now, so a wrong name, wrong credentials or unreachable sentinels are

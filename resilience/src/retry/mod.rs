@@ -80,6 +80,7 @@ pub mod classify;
 pub(crate) mod engine;
 mod error;
 mod policy;
+mod service;
 
 use std::future::Future;
 
@@ -88,6 +89,7 @@ pub use classify::Retryable;
 pub use engine::{BlockingClock, SystemClock};
 pub use error::{AttemptFailure, RetryError, RetryEvent};
 pub use policy::{DeadlineStart, RetryPolicy, RetryPolicyBuilder, RetryPreset};
+pub use service::RetryService;
 /// The token type [`RetryPolicyBuilder::cancellation`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;
 

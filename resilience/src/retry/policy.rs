@@ -143,6 +143,37 @@ impl fmt::Display for RetryPreset {
 }
 
 type Predicate = dyn Fn(&dyn Any) -> Option<bool> + Send + Sync;
+
+/// Warns, once, that a hook typed for one error type was handed another (it then does not
+/// apply): the typed-predicate pitfall of a type-erased policy.
+struct MismatchWarning {
+    hook: &'static str,
+    expected: &'static str,
+    warned: std::sync::atomic::AtomicBool,
+}
+
+impl MismatchWarning {
+    fn new<E>(hook: &'static str) -> Self {
+        Self {
+            hook,
+            expected: std::any::type_name::<E>(),
+            warned: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    fn warn(&self) {
+        if !self.warned.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                hook = self.hook,
+                expected = self.expected,
+                "a retry policy's `{}` hook is typed for `{}` but the retried operation fails with \
+                 another error type: the hook does not apply (type it for the operation's error type)",
+                self.hook,
+                self.expected,
+            );
+        }
+    }
+}
 type Observer = dyn Fn(&RetryEvent<'_, dyn Any>) + Send + Sync;
 
 /// The type-erased predicate and observers, behind one `Arc` so a policy clones cheaply.
@@ -453,25 +484,41 @@ impl RetryPolicyBuilder {
     /// Decides which errors of type `E` are retried, instead of [`Retryable`](super::Retryable).
     /// Applies when the retried operation's error type is exactly `E`; for other error types the
     /// `Retryable` classification stays in force.
+    ///
+    /// A predicate handed an error of another type logs a warning (once per predicate): that
+    /// is almost always a mistake — a wrapper type, `anyhow::Error`, or a `Box<dyn Error>`
+    /// around `E` is not `E`. `#[retry(retry_if = ...)]` checks the type at compile time.
     pub fn retry_if<E: 'static>(mut self, f: impl Fn(&E) -> bool + Send + Sync + 'static) -> Self {
-        self.hooks.retry_if = Some(Arc::new(move |e: &dyn Any| e.downcast_ref::<E>().map(&f)));
+        let mismatch = MismatchWarning::new::<E>("retry_if");
+        self.hooks.retry_if = Some(Arc::new(move |e: &dyn Any| match e.downcast_ref::<E>() {
+            Some(e) => Some(f(e)),
+            None => {
+                mismatch.warn();
+                None
+            }
+        }));
         self
     }
 
     /// Calls `f` before each wait with the failed attempt, the delay and the error. Applies when
     /// the retried operation's error type is exactly `E`. Several observers may be added; keep
-    /// them short, they run on the retrying task.
+    /// them short, they run on the retrying task. An observer handed an error of another type
+    /// logs a warning (once per observer), as [`retry_if`](Self::retry_if) does.
     pub fn on_retry<E: 'static>(
         mut self,
         f: impl Fn(&RetryEvent<'_, E>) + Send + Sync + 'static,
     ) -> Self {
+        let mismatch = MismatchWarning::new::<E>("on_retry");
         self.hooks
             .on_retry
             .push(Arc::new(move |ev: &RetryEvent<'_, dyn Any>| {
                 let error = match ev.error {
                     AttemptFailure::Error(e) => match e.downcast_ref::<E>() {
                         Some(e) => AttemptFailure::Error(e),
-                        None => return,
+                        None => {
+                            mismatch.warn();
+                            return;
+                        }
                     },
                     AttemptFailure::Timeout(t) => AttemptFailure::Timeout(t),
                 };
