@@ -16,7 +16,7 @@ pub mod http_client;
 pub mod integration;
 #[cfg(feature = "jobs")]
 pub mod jobs;
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "tower"))]
 mod log_throttle;
 pub mod metrics;
 pub mod protect;

@@ -54,6 +54,16 @@ impl RedisRateLimiter {
         &self.name
     }
 
+    /// The bucket size: the burst a key may spend at once.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
+    /// Tokens added per second.
+    pub fn refill_per_sec(&self) -> f64 {
+        self.refill_per_sec
+    }
+
     /// Decides for `cost` tokens under `key`, applying the failure policy to Redis errors.
     pub async fn check(&self, key: &str, cost: u32) -> Result<RateLimitDecision, RateLimitError> {
         let cost_u64 = u64::from(cost);
