@@ -68,7 +68,10 @@ fn memory_limiter_counts_decisions_under_its_name_and_only_outcomes_seen() {
         .build()
         .unwrap();
     assert_eq!(limiter.name(), "mem-api");
-    assert!(!any_series_named("mem-api"), "nothing before the first call");
+    assert!(
+        !any_series_named("mem-api"),
+        "nothing before the first call"
+    );
     limiter.check().unwrap();
     assert_eq!(outcome(DECISIONS, "mem-api", "allowed"), 1.0);
     assert_eq!(
@@ -178,12 +181,9 @@ async fn redis_limiter_counts_decisions_and_each_failure_path() {
     assert_eq!(outcome(DECISIONS, "redis-fallback", "allowed"), 1.0);
     assert_eq!(outcome(DECISIONS, "redis-open", "allowed"), 0.0);
     // The same failures as `redis_errors_total`, registered now that they happened.
-    assert!(
-        prometheus()
-            .render()
-            .lines()
-            .any(|l| l.starts_with("redis_errors_total{operation=\"rate_limit\"") && !l.ends_with(" 0"))
-    );
+    assert!(prometheus().render().lines().any(|l| {
+        l.starts_with("redis_errors_total{operation=\"rate_limit\"") && !l.ends_with(" 0")
+    }));
 }
 
 #[tokio::test(start_paused = true)]
@@ -326,7 +326,10 @@ async fn attributes_name_their_instruments_after_the_function_path() {
         outcome(RETRIES, "metrics_labels::flaky_fetch", "exhausted"),
         1.0
     );
-    assert_eq!(outcome(RETRIES, "metrics_labels::flaky_fetch", "retry"), 1.0);
+    assert_eq!(
+        outcome(RETRIES, "metrics_labels::flaky_fetch", "retry"),
+        1.0
+    );
 
     limited_endpoint().unwrap();
     assert!(limited_endpoint().is_err());
@@ -351,7 +354,10 @@ async fn attributes_name_their_instruments_after_the_function_path() {
     );
 
     guarded().await.unwrap();
-    assert_eq!(outcome(BULKHEAD, "metrics_labels::guarded", "admitted"), 1.0);
+    assert_eq!(
+        outcome(BULKHEAD, "metrics_labels::guarded", "admitted"),
+        1.0
+    );
     assert_eq!(
         sample("bulkhead_in_flight", &[("name", "metrics_labels::guarded")]),
         Some(0.0)
@@ -378,7 +384,8 @@ fn breaker_exports_transitions_and_outcomes_once_they_happen() {
         !prometheus()
             .render()
             .lines()
-            .any(|l| l.contains("name=\"lazy-breaker\"") && l.starts_with("circuit_breaker_state_changes_total"))
+            .any(|l| l.contains("name=\"lazy-breaker\"")
+                && l.starts_with("circuit_breaker_state_changes_total"))
     );
     breaker.call_blocking(|| Ok::<_, io::Error>(())).unwrap();
     assert!(
@@ -387,10 +394,19 @@ fn breaker_exports_transitions_and_outcomes_once_they_happen() {
             .is_err()
     );
     assert!(breaker.call_blocking(|| Ok::<_, io::Error>(())).is_err());
-    assert_eq!(outcome("circuit_breaker_requests_total", "lazy-breaker", "success"), 1.0);
-    assert_eq!(outcome("circuit_breaker_requests_total", "lazy-breaker", "failure"), 1.0);
     assert_eq!(
-        sample("circuit_breaker_rejections_total", &[("name", "lazy-breaker")]),
+        outcome("circuit_breaker_requests_total", "lazy-breaker", "success"),
+        1.0
+    );
+    assert_eq!(
+        outcome("circuit_breaker_requests_total", "lazy-breaker", "failure"),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            "circuit_breaker_rejections_total",
+            &[("name", "lazy-breaker")]
+        ),
         Some(1.0)
     );
     assert_eq!(

@@ -66,7 +66,9 @@ async fn fresh_service_exports_only_what_happened_with_histogram_buckets() {
 
     // The service's first request: one call through each.
     redis.ping().await.unwrap();
-    breaker.call_blocking(|| Ok::<_, std::io::Error>(())).unwrap();
+    breaker
+        .call_blocking(|| Ok::<_, std::io::Error>(()))
+        .unwrap();
     limiter.check().unwrap();
     let permit = bulkhead.try_acquire().unwrap();
     drop(permit);
@@ -125,5 +127,8 @@ async fn fresh_service_exports_only_what_happened_with_histogram_buckets() {
         text.contains("retry_attempts_count_bucket{name=\"unnamed\",le=\"1\"} 1"),
         "{text}"
     );
-    assert!(text.contains("# TYPE retry_attempts_count histogram"), "{text}");
+    assert!(
+        text.contains("# TYPE retry_attempts_count histogram"),
+        "{text}"
+    );
 }

@@ -12,8 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
 use super::{
-    Layer, awaited, fn_path, inner_body, private, private_call, require_result, respan,
-    return_span,
+    Layer, awaited, fn_path, inner_body, private, private_call, require_result, respan, return_span,
 };
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;

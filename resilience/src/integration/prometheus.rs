@@ -47,5 +47,8 @@ pub fn prometheus_builder() -> Result<PrometheusBuilder, BuildError> {
             full(names::JOB_QUEUE_PROCESSING_DURATION_SECONDS),
             JOB_SECONDS_BUCKETS,
         )?
-        .set_buckets_for_metric(full(names::JOB_QUEUE_WAIT_DURATION_SECONDS), JOB_SECONDS_BUCKETS)
+        .set_buckets_for_metric(
+            full(names::JOB_QUEUE_WAIT_DURATION_SECONDS),
+            JOB_SECONDS_BUCKETS,
+        )
 }

@@ -29,7 +29,11 @@ impl Decisions {
     /// The counters of the limiter `name` (`unnamed` without one).
     pub(crate) fn new(name: Option<SharedString>) -> Self {
         let name = name.unwrap_or(SharedString::const_str(UNNAMED));
-        Self(OutcomeCounters::new(RATE_LIMIT_DECISIONS_TOTAL, name, &OUTCOMES))
+        Self(OutcomeCounters::new(
+            RATE_LIMIT_DECISIONS_TOTAL,
+            name,
+            &OUTCOMES,
+        ))
     }
 
     /// Counts one decision of outcome `i`.

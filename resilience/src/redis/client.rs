@@ -129,9 +129,8 @@ impl ClientMetrics {
 
     #[inline]
     fn duration(&self, op: Op) -> &Histogram {
-        self.duration[op as usize].get(
-            || metrics::histogram!(REDIS_OPERATION_DURATION_SECONDS, "operation" => op.name()),
-        )
+        self.duration[op as usize]
+            .get(|| metrics::histogram!(REDIS_OPERATION_DURATION_SECONDS, "operation" => op.name()))
     }
 
     fn error(&self, op: Op, kind: &str) {
