@@ -91,11 +91,12 @@ async fn fresh_service_exports_only_what_happened_with_histogram_buckets() {
         .iter()
         .filter(|l| l.starts_with("redis_errors_total{") && l.ends_with(" 0"))
         .count();
-    let zero_valued = lines.iter().filter(|l| l.ends_with(" 0")).count();
+    let zero_valued: Vec<&&str> = lines.iter().filter(|l| l.ends_with(" 0")).collect();
     // Printed for BENCHMARKS.md / the report (run with --no-capture).
     println!(
-        "series: {}, zero-valued: {zero_valued}, zero-valued redis_errors_total: {zero_redis_errors}",
-        lines.len()
+        "series: {}, zero-valued: {}, zero-valued redis_errors_total: {zero_redis_errors}\n{zero_valued:#?}",
+        lines.len(),
+        zero_valued.len()
     );
 
     assert_eq!(zero_redis_errors, 0, "{text}");
