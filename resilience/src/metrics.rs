@@ -1,17 +1,19 @@
 //! Metric names, in one place, and the label conventions used with the [`metrics`] facade.
 //!
-//! Nothing is recorded unless the application installs a `metrics` recorder (for example
-//! `resilience::integration::install_prometheus_recorder` (feature `axum`), which also
-//! gives every histogram below Prometheus buckets). Install it before the first call through an
+//! Nothing is recorded unless the application installs a `metrics` recorder, for example
+//! `resilience::integration::install_prometheus_recorder` (feature `axum`), which also gives
+//! every histogram below Prometheus buckets. Install it before the first call through an
 //! instrument: each label combination is registered with the recorder the first time it is
 //! recorded (a scrape shows only what happened: no zero-valued series for outcomes never seen),
 //! and the handle is kept, so a call costs one atomic load plus the recorder's increment — and
-//! without a recorder, nothing beyond the load.
+//! without a recorder, nothing beyond the load. Registered up front, because their first value
+//! is real: a breaker's state gauge, `redis_connected`, and the database pools' and job queues'
+//! handles (built with the pool or worker).
 //!
-//! Every instrument family carries a `name` label: the name given to the builder
-//! (`.name("checkout")`), or for an attribute the function's path
-//! (`my_crate::payments::charge`); an instrument built without a name records under
-//! `name="unnamed"`.
+//! The instruments' families (breaker, retry, rate limit, bulkhead, timeout) carry a `name`
+//! label: the name given to the builder (`.name("checkout")`), or for an attribute the
+//! function's path (`my_crate::payments::charge`); an instrument built without a name records
+//! under `name="unnamed"`.
 //!
 //! | Family | Type | Labels |
 //! |---|---|---|

@@ -194,7 +194,8 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker called `name` (used in errors, logs and metric labels).
     ///
-    /// Metric handles are resolved here: install the `metrics` recorder before creating breakers.
+    /// The state gauge is registered here, each counter on its first increment: install the
+    /// `metrics` recorder before creating breakers.
     pub fn new(name: impl Into<Arc<str>>, config: CircuitBreakerConfig) -> Self {
         let name = name.into();
         let (mode, count_window) = match config.trip {
