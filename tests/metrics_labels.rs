@@ -425,3 +425,55 @@ fn breaker_exports_transitions_and_outcomes_once_they_happen() {
         .count();
     assert_eq!(changes, 1, "only the transition taken");
 }
+
+#[tokio::test]
+async fn job_worker_exports_outcomes_and_durations_once_jobs_ran() {
+    use resilience::jobs::{Handler, JobOptions, MemoryBroker, Queue, Worker};
+    use resilience::shutdown::ShutdownCoordinator;
+    prometheus();
+    let queue = Queue::in_memory("lazy-queue", &MemoryBroker::new()).unwrap();
+    let _worker = Worker::builder(&queue)
+        .handler(Handler::new("ok", |_: u32| async {
+            Ok::<_, io::Error>(())
+        }))
+        .handler(Handler::new("never", |_: u32| async {
+            Ok::<_, io::Error>(())
+        }))
+        .shutdown(&ShutdownCoordinator::new())
+        .start()
+        .await
+        .unwrap();
+    let job_series = |family: &str| {
+        prometheus()
+            .render()
+            .lines()
+            .filter(|l| l.starts_with(family) && l.contains("queue=\"lazy-queue\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert!(job_series("job_queue_processed_total").is_empty());
+    assert!(job_series("job_queue_processing_duration_seconds").is_empty());
+    assert!(job_series("job_queue_wait_duration_seconds").is_empty());
+
+    queue.add("ok", &1_u32, JobOptions::new()).await.unwrap();
+    let done = support::poll_until(Duration::from_secs(10), async || {
+        sample(
+            "job_queue_processed_total",
+            &[("queue", "lazy-queue"), ("outcome", "completed")],
+        )
+    })
+    .await;
+    assert_eq!(done, Some(1.0));
+    assert_eq!(
+        job_series("job_queue_processed_total").len(),
+        1,
+        "only `completed`"
+    );
+    let durations = job_series("job_queue_processing_duration_seconds_count");
+    assert_eq!(
+        durations.len(),
+        1,
+        "only the handler that ran: {durations:?}"
+    );
+    assert!(durations[0].contains("name=\"ok\""), "{durations:?}");
+}

@@ -7,8 +7,8 @@
 //! recorded (a scrape shows only what happened: no zero-valued series for outcomes never seen),
 //! and the handle is kept, so a call costs one atomic load plus the recorder's increment — and
 //! without a recorder, nothing beyond the load. Registered up front, because their first value
-//! is real: a breaker's state gauge and `redis_connected`. The database pools' and job queues'
-//! handles are still resolved when the pool or worker is built.
+//! is real: a breaker's state gauge and `redis_connected`. The database pools' handles are still
+//! resolved when the pool is built.
 //!
 //! The instruments' families (breaker, retry, rate limit, bulkhead, timeout) carry a `name`
 //! label: the name given to the builder (`.name("checkout")`), or for an attribute the
