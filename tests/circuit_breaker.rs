@@ -691,14 +691,17 @@ fn metrics_are_recorded_with_the_documented_names() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
-    // Handles are resolved at creation, so the breaker keeps reporting to this recorder.
+    // The state gauge is resolved at creation, each counter on its first increment: both
+    // under this recorder.
     let b = metrics::with_local_recorder(&recorder, || {
         CircuitBreaker::new("metered", consecutive(1, 60))
     });
-    ok(&b).unwrap();
-    ok(&b).unwrap();
-    fail(&b).unwrap_err();
-    assert!(is_open(ok(&b)));
+    metrics::with_local_recorder(&recorder, || {
+        ok(&b).unwrap();
+        ok(&b).unwrap();
+        fail(&b).unwrap_err();
+        assert!(is_open(ok(&b)));
+    });
 
     let snapshot = snapshotter.snapshot().into_vec();
     let find = |name: &str, labels: &[(&str, &str)]| {

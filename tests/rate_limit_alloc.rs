@@ -1,4 +1,6 @@
-//! The limiters' hot paths allocate nothing: a counting global allocator watches them.
+//! The limiters' hot paths allocate nothing: a counting global allocator watches them. Each
+//! instrument is used once before it is watched: the first decision of each outcome resolves
+//! its metric handle (once per instrument and outcome, recorder or not).
 
 use resilience::bulkhead::Bulkhead;
 use resilience::rate_limit::{KeyedRateLimiter, RateLimiter};
@@ -26,6 +28,10 @@ fn check_allocates_nothing() {
         .burst(1_000)
         .build()
         .expect("valid");
+    // Both outcomes once (the loop may drain the burst and see a refusal).
+    let _ = limiter.check_n(1_000);
+    assert!(limiter.check_n(1_000).is_err());
+    limiter.reset();
     let n = allocations_in(|| {
         for _ in 0..10_000 {
             let _ = std::hint::black_box(limiter.check());
@@ -39,6 +45,7 @@ fn check_allocates_nothing() {
 #[test]
 fn a_refusal_allocates_nothing() {
     let limiter = RateLimiter::builder().per_minute(1).build().expect("valid");
+    let _ = limiter.check();
     let _ = limiter.check();
     let n = allocations_in(|| {
         for _ in 0..1_000 {
@@ -57,6 +64,9 @@ fn check_key_on_a_tracked_key_allocates_nothing() {
         .build()
         .expect("valid");
     limiter.check_key("tenant-42").expect("fresh key");
+    // A refusal once (the loop may drain the burst and see one).
+    let _ = limiter.check_key_n("warm-up", 1_000);
+    assert!(limiter.check_key_n("warm-up", 1_000).is_err());
     let n = allocations_in(|| {
         for _ in 0..10_000 {
             let _ = std::hint::black_box(limiter.check_key("tenant-42"));
@@ -71,6 +81,7 @@ fn bulkhead_try_acquire_allocates_nothing() {
         .max_concurrent(4)
         .build()
         .expect("valid");
+    drop(bulkhead.try_acquire());
     let n = allocations_in(|| {
         for _ in 0..1_000 {
             let permit = bulkhead.try_acquire().expect("free slot");

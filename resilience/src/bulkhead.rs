@@ -26,9 +26,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError};
+use metrics::SharedString;
+use tokio::sync::{Semaphore, SemaphorePermit, TryAcquireError};
 
 use crate::ConfigError;
+use crate::metrics::lazy::{NamedGauge, OutcomeCounters, UNNAMED};
+use crate::metrics::{BULKHEAD_CALLS_TOTAL, BULKHEAD_IN_FLIGHT};
 use crate::timeout::{deadline_after, run_until};
 
 /// The default cap on concurrent calls (resilience4j's default).
@@ -102,13 +105,21 @@ impl<E: From<BulkheadFull>> BulkheadError<E> {
 }
 
 struct Inner {
-    semaphore: Arc<Semaphore>,
+    semaphore: Semaphore,
     max_concurrent: usize,
     max_queued: usize,
     queue_timeout: Option<Duration>,
     /// Calls waiting for a slot right now.
     queued: AtomicUsize,
+    calls: OutcomeCounters<3>,
+    in_flight: NamedGauge,
 }
+
+/// The `outcome` labels of `bulkhead_calls_total`, by index.
+const OUTCOMES: [&str; 3] = ["admitted", "rejected", "timed_out"];
+const ADMITTED: usize = 0;
+const REJECTED: usize = 1;
+const TIMED_OUT: usize = 2;
 
 /// Caps concurrent calls, with a bounded, time-limited queue. Cheap to clone (clones share the
 /// same slots).
@@ -121,7 +132,28 @@ pub struct Bulkhead {
 /// spawned task.
 #[must_use = "the slot is released as soon as the permit is dropped"]
 pub struct BulkheadPermit {
-    _permit: OwnedSemaphorePermit,
+    /// The slot is the semaphore permit this holds (forgotten when taken, given back on drop).
+    inner: Arc<Inner>,
+}
+
+impl BulkheadPermit {
+    /// Counts the admission and wraps the slot taken from `inner`'s semaphore.
+    #[inline]
+    fn new(inner: &Arc<Inner>, permit: SemaphorePermit<'_>) -> Self {
+        permit.forget();
+        inner.calls.increment(ADMITTED);
+        inner.in_flight.get().increment(1.0);
+        Self {
+            inner: Arc::clone(inner),
+        }
+    }
+}
+
+impl Drop for BulkheadPermit {
+    fn drop(&mut self) {
+        self.inner.semaphore.add_permits(1);
+        self.inner.in_flight.get().decrement(1.0);
+    }
 }
 
 impl fmt::Debug for BulkheadPermit {
@@ -147,9 +179,9 @@ impl Bulkhead {
 
     /// Takes a slot without waiting, or fails with [`BulkheadFull::QueueFull`].
     pub fn try_acquire(&self) -> Result<BulkheadPermit, BulkheadFull> {
-        match Arc::clone(&self.inner.semaphore).try_acquire_owned() {
-            Ok(permit) => Ok(BulkheadPermit { _permit: permit }),
-            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(self.full()),
+        match self.inner.semaphore.try_acquire() {
+            Ok(permit) => Ok(BulkheadPermit::new(&self.inner, permit)),
+            Err(TryAcquireError::NoPermits | TryAcquireError::Closed) => Err(self.rejected()),
         }
     }
 
@@ -159,7 +191,7 @@ impl Bulkhead {
         let inner = &*self.inner;
         // The semaphore is fair: free permits exist only when nobody waits, so this never
         // jumps the queue.
-        if let Ok(permit) = self.try_acquire() {
+        if let Some(permit) = self.try_take() {
             return Ok(permit);
         }
         if inner
@@ -169,25 +201,28 @@ impl Bulkhead {
             })
             .is_err()
         {
-            return Err(self.full());
+            return Err(self.rejected());
         }
         let _slot = QueueSlot(&inner.queued);
-        let wait = Arc::clone(&inner.semaphore).acquire_owned();
+        let wait = inner.semaphore.acquire();
         let acquired = match inner.queue_timeout {
             // A timeout too long to be a deadline (`Duration::MAX`) waits without one.
             Some(timeout) => {
                 let deadline = deadline_after(tokio::time::Instant::now(), timeout);
                 match run_until(deadline, wait).await {
                     Ok(acquired) => acquired,
-                    Err(()) => return Err(BulkheadFull::QueueTimeout { waited: timeout }),
+                    Err(()) => {
+                        inner.calls.increment(TIMED_OUT);
+                        return Err(BulkheadFull::QueueTimeout { waited: timeout });
+                    }
                 }
             }
             None => wait.await,
         };
         // The semaphore is never closed, so the error arm is unreachable; report "full".
         acquired
-            .map(|permit| BulkheadPermit { _permit: permit })
-            .map_err(|_closed| self.full())
+            .map(|permit| BulkheadPermit::new(&self.inner, permit))
+            .map_err(|_closed| self.rejected())
     }
 
     /// Runs `f` in a slot (waiting in the queue if needed); the slot is released when the call
@@ -226,7 +261,23 @@ impl Bulkhead {
         self.inner.max_queued
     }
 
-    fn full(&self) -> BulkheadFull {
+    /// The bulkhead's name: the `name` label of its metrics (`unnamed` unless the builder was
+    /// given one).
+    pub fn name(&self) -> &str {
+        self.inner.calls.name()
+    }
+
+    /// A slot if one is free, without counting a refusal (the caller queues next).
+    #[inline]
+    pub(crate) fn try_take(&self) -> Option<BulkheadPermit> {
+        let permit = self.inner.semaphore.try_acquire().ok()?;
+        Some(BulkheadPermit::new(&self.inner, permit))
+    }
+
+    /// Counts a refusal and says why.
+    #[cold]
+    pub(crate) fn rejected(&self) -> BulkheadFull {
+        self.inner.calls.increment(REJECTED);
         BulkheadFull::QueueFull {
             max_concurrent: self.inner.max_concurrent,
             max_queued: self.inner.max_queued,
@@ -237,6 +288,7 @@ impl Bulkhead {
 impl fmt::Debug for Bulkhead {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Bulkhead")
+            .field("name", &self.name())
             .field("max_concurrent", &self.inner.max_concurrent)
             .field("max_queued", &self.inner.max_queued)
             .field("queue_timeout", &self.inner.queue_timeout)
@@ -253,6 +305,7 @@ pub struct BulkheadBuilder {
     max_concurrent: usize,
     max_queued: usize,
     queue_timeout: Option<Duration>,
+    name: Option<SharedString>,
 }
 
 impl Default for BulkheadBuilder {
@@ -261,11 +314,19 @@ impl Default for BulkheadBuilder {
             max_concurrent: DEFAULT_MAX_CONCURRENT,
             max_queued: 0,
             queue_timeout: None,
+            name: None,
         }
     }
 }
 
 impl BulkheadBuilder {
+    /// Names the bulkhead: the `name` label of `bulkhead_calls_total` and
+    /// `bulkhead_in_flight` (default `unnamed`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(SharedString::from(name.into()));
+        self
+    }
+
     /// The most calls running at once (default 25, at least 1).
     pub fn max_concurrent(mut self, n: usize) -> Self {
         self.max_concurrent = n;
@@ -317,13 +378,16 @@ impl BulkheadBuilder {
                 ));
             }
         }
+        let name = self.name.unwrap_or(SharedString::const_str(UNNAMED));
         Ok(Bulkhead {
             inner: Arc::new(Inner {
-                semaphore: Arc::new(Semaphore::new(self.max_concurrent)),
+                semaphore: Semaphore::new(self.max_concurrent),
                 max_concurrent: self.max_concurrent,
                 max_queued: self.max_queued,
                 queue_timeout: self.queue_timeout,
                 queued: AtomicUsize::new(0),
+                calls: OutcomeCounters::new(BULKHEAD_CALLS_TOTAL, name.clone(), &OUTCOMES),
+                in_flight: NamedGauge::new(BULKHEAD_IN_FLIGHT, name),
             }),
         })
     }

@@ -11,7 +11,11 @@
 use std::future::Future;
 use std::time::Duration;
 
+use metrics::SharedString;
 use tokio::time::Instant;
+
+use crate::metrics::TIMEOUT_CALLS_TOTAL;
+use crate::metrics::lazy::{OutcomeCounters, UNNAMED};
 
 /// A call did not finish within its time limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, thiserror::Error)]
@@ -46,12 +50,106 @@ impl From<TimeoutError> for std::io::Error {
 /// assert_eq!(slow, Err(TimeoutError { after: Duration::from_millis(10) }));
 /// # }
 /// ```
+///
+/// Counted in `timeout_calls_total{name="unnamed"}`; use [`Timeout`] for a name of its own.
 pub async fn timeout<F: Future>(duration: Duration, f: F) -> Result<F::Output, TimeoutError> {
-    match deadline_after(Instant::now(), duration) {
-        Some(deadline) => tokio::time::timeout_at(deadline, f)
-            .await
-            .map_err(|_| TimeoutError { after: duration }),
-        None => Ok(f.await),
+    static UNNAMED_COUNTERS: TimeoutCounters = TimeoutCounters::new_static(UNNAMED);
+    UNNAMED_COUNTERS.run(duration, f).await
+}
+
+/// The `outcome` labels of `timeout_calls_total`, by index.
+const OUTCOMES: [&str; 2] = ["completed", "timed_out"];
+const COMPLETED: usize = 0;
+const TIMED_OUT: usize = 1;
+
+/// `timeout_calls_total{name,outcome}` of one name, each outcome registered on first use.
+pub(crate) struct TimeoutCounters(OutcomeCounters<2>);
+
+impl TimeoutCounters {
+    /// For a `static`: the counters of the name `name`.
+    pub(crate) const fn new_static(name: &'static str) -> Self {
+        Self(OutcomeCounters::new_static(
+            TIMEOUT_CALLS_TOTAL,
+            name,
+            &OUTCOMES,
+        ))
+    }
+
+    /// Runs `f` under `duration`, counting how it ended.
+    #[inline]
+    pub(crate) async fn run<F: Future>(
+        &self,
+        duration: Duration,
+        f: F,
+    ) -> Result<F::Output, TimeoutError> {
+        let result = match deadline_after(Instant::now(), duration) {
+            Some(deadline) => tokio::time::timeout_at(deadline, f)
+                .await
+                .map_err(|_| TimeoutError { after: duration }),
+            None => Ok(f.await),
+        };
+        self.0
+            .increment(if result.is_ok() { COMPLETED } else { TIMED_OUT });
+        result
+    }
+}
+
+/// A named time limit: [`timeout`] whose calls are counted in `timeout_calls_total` under
+/// its own `name` label. Build once, share (`&self`).
+///
+/// ```
+/// use std::time::Duration;
+/// use resilience::timeout::Timeout;
+///
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
+/// # async fn main() {
+/// let upstream = Timeout::new(Duration::from_millis(200)).name("upstream");
+/// assert_eq!(upstream.run(async { 7 }).await, Ok(7));
+/// assert!(upstream.run(std::future::pending::<()>()).await.is_err());
+/// # }
+/// ```
+pub struct Timeout {
+    after: Duration,
+    counters: TimeoutCounters,
+}
+
+impl Timeout {
+    /// A limit of `after` (`Duration::MAX`: none), counted under `name="unnamed"` until named.
+    pub fn new(after: Duration) -> Self {
+        Self {
+            after,
+            counters: TimeoutCounters::new_static(UNNAMED),
+        }
+    }
+
+    /// Names it: the `name` label of its `timeout_calls_total`.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.counters = TimeoutCounters(OutcomeCounters::new(
+            TIMEOUT_CALLS_TOTAL,
+            SharedString::from(name.into()),
+            &OUTCOMES,
+        ));
+        self
+    }
+
+    /// The time limit.
+    pub fn after(&self) -> Duration {
+        self.after
+    }
+
+    /// Runs `f`, giving up after the limit with [`TimeoutError`] (see [`timeout`]).
+    pub async fn run<F: Future>(&self, f: F) -> Result<F::Output, TimeoutError> {
+        self.counters.run(self.after, f).await
+    }
+}
+
+impl std::fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Timeout")
+            .field("name", &&**self.counters.0.name())
+            .field("after", &self.after)
+            .finish()
     }
 }
 

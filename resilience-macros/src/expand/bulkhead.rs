@@ -7,7 +7,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, private_call, require_async, require_result};
+use super::{Layer, fn_path, private_call, require_async, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -92,13 +92,14 @@ impl Config {
             "bulkhead_acquire",
             quote!(__RESILIENCE_BULKHEAD.get()),
         );
+        let name = fn_path(sig);
         quote! {
             static __RESILIENCE_BULKHEAD: #krate::__private::BulkheadCell =
                 #krate::__private::BulkheadCell::new(#krate::__private::BulkheadSpec {
                     max_concurrent: #max_concurrent,
                     max_queued: #max_queued,
                     queue_timeout_ms: #queue_timeout,
-                });
+                }, #name);
             let __resilience_permit = match #acquire.await {
                 ::core::result::Result::Ok(__resilience_permit) => __resilience_permit,
                 ::core::result::Result::Err(__resilience_rejected) => return __resilience_rejected,

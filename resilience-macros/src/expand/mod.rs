@@ -400,3 +400,11 @@ fn respan(tokens: TokenStream, span: Span) -> TokenStream {
         })
         .collect()
 }
+
+/// The function's path, `module::path::fn_name`, as a `&'static str` expression: the name of
+/// an instrument an attribute creates (its metrics' `name` label).
+fn fn_path(sig: &Signature) -> TokenStream {
+    use syn::ext::IdentExt;
+    let fn_name = syn::LitStr::new(&sig.ident.unraw().to_string(), sig.ident.span());
+    quote!(::core::concat!(::core::module_path!(), "::", #fn_name))
+}

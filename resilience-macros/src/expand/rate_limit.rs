@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Block, LitStr, Signature};
 
-use super::{Layer, private, private_call, private_fn, require_result};
+use super::{Layer, fn_path, private, private_call, private_fn, require_result};
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
 
@@ -222,6 +222,8 @@ impl Config {
             let check = self.redis_check(sig, redis, &spec);
             return quote!(#check #(#stmts)*);
         }
+        // The in-memory limiter's name (its metrics' `name` label): the function's path.
+        let name = fn_path(sig);
         let check = match &self.key {
             None => {
                 let check = private_call(
@@ -232,7 +234,7 @@ impl Config {
                 );
                 quote! {
                     static __RESILIENCE_LIMITER: #krate::__private::LimiterCell =
-                        #krate::__private::LimiterCell::new(#spec);
+                        #krate::__private::LimiterCell::new(#spec, #name);
                     if let ::core::option::Option::Some(__resilience_rejected) = #check {
                         return __resilience_rejected;
                     }
@@ -248,7 +250,7 @@ impl Config {
                 );
                 quote! {
                     static __RESILIENCE_LIMITER: #krate::__private::KeyedLimiterCell =
-                        #krate::__private::KeyedLimiterCell::new(#spec);
+                        #krate::__private::KeyedLimiterCell::new(#spec, #name);
                     if let ::core::option::Option::Some(__resilience_rejected) = #check {
                         return __resilience_rejected;
                     }

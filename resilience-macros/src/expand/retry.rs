@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Block, FnArg, Pat, Signature, Type};
 
 use super::{
-    Layer, awaited, inner_body, private, private_call, require_result, respan, return_span,
+    Layer, awaited, fn_path, inner_body, private, private_call, require_result, respan, return_span,
 };
 use crate::args::{self, Errors, Kind, Spec};
 use crate::presets;
@@ -305,9 +305,10 @@ impl Config {
                 ::core::ops::ControlFlow::Continue(()) => {}
             }
         };
+        let name = fn_path(sig);
         quote! {
             static __RESILIENCE_POLICY: #krate::__private::RetryCell =
-                #krate::__private::RetryCell::new(#source, #attempt_timeout);
+                #krate::__private::RetryCell::new(#source, #attempt_timeout).named(#name);
             let mut __resilience_retry = #krate::__private::RetryLoop::new(__RESILIENCE_POLICY.get());
             loop {
                 let __resilience_outcome = {

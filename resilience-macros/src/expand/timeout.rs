@@ -5,7 +5,9 @@ use proc_macro2::TokenStream;
 use quote::quote;
 use syn::{Block, Signature};
 
-use super::{Layer, awaited, inner_body, move_args, private_call, require_async, require_result};
+use super::{
+    Layer, awaited, fn_path, inner_body, move_args, private_call, require_async, require_result,
+};
 use crate::args::{self, Errors, Kind, Spec};
 
 const SPECS: &[Spec] = &[
@@ -50,12 +52,19 @@ impl Config {
         let body = inner_body(sig, &body);
         // Not `async move`: that would move a `&mut self` too (see `move_args`).
         let moves = move_args(sig, &body);
+        let krate = &self.krate;
+        let name = fn_path(sig);
         let call = private_call(
-            &self.krate,
+            krate,
             sig,
             "timeout_call",
-            quote!(#ms, async { #moves #body }),
+            quote!(&__RESILIENCE_TIMEOUT, #ms, async { #moves #body }),
         );
-        awaited(sig, call)
+        let call = awaited(sig, call);
+        quote! {{
+            static __RESILIENCE_TIMEOUT: #krate::__private::TimeoutCell =
+                #krate::__private::TimeoutCell::new(#name);
+            #call
+        }}
     }
 }

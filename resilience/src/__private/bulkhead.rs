@@ -34,13 +34,16 @@ pub struct BulkheadSpec {
 /// The bulkhead of one `#[bulkhead]` function (a `static` in the generated body).
 pub struct BulkheadCell {
     spec: BulkheadSpec,
+    /// The function's path: the bulkhead's name.
+    name: &'static str,
     bulkhead: OnceLock<Bulkhead>,
 }
 
 impl BulkheadCell {
-    pub const fn new(spec: BulkheadSpec) -> Self {
+    pub const fn new(spec: BulkheadSpec, name: &'static str) -> Self {
         Self {
             spec,
+            name,
             bulkhead: OnceLock::new(),
         }
     }
@@ -49,7 +52,9 @@ impl BulkheadCell {
     pub fn get(&self) -> &Bulkhead {
         self.bulkhead.get_or_init(|| {
             let spec = &self.spec;
-            let mut builder = Bulkhead::builder().max_concurrent(spec.max_concurrent as usize);
+            let mut builder = Bulkhead::builder()
+                .name(self.name)
+                .max_concurrent(spec.max_concurrent as usize);
             if let Some(n) = spec.max_queued {
                 builder = builder.max_queued(usize::try_from(n).unwrap_or(usize::MAX));
             }

@@ -54,13 +54,16 @@ pub(super) use build_limiter;
 /// The limiter of one `#[rate_limit]` function (a `static` in the generated body).
 pub struct LimiterCell {
     spec: RateSpec,
+    /// The function's path: the limiter's name.
+    name: &'static str,
     limiter: OnceLock<RateLimiter>,
 }
 
 impl LimiterCell {
-    pub const fn new(spec: RateSpec) -> Self {
+    pub const fn new(spec: RateSpec, name: &'static str) -> Self {
         Self {
             spec,
+            name,
             limiter: OnceLock::new(),
         }
     }
@@ -68,20 +71,23 @@ impl LimiterCell {
     #[inline]
     pub fn get(&self) -> &RateLimiter {
         self.limiter
-            .get_or_init(|| build_limiter!(RateLimiter::builder(), &self.spec))
+            .get_or_init(|| build_limiter!(RateLimiter::builder().name(self.name), &self.spec))
     }
 }
 
 /// The keyed limiter of one `#[rate_limit(key = ...)]` function.
 pub struct KeyedLimiterCell {
     spec: RateSpec,
+    /// The function's path: the limiter's name.
+    name: &'static str,
     limiter: OnceLock<KeyedRateLimiter<String>>,
 }
 
 impl KeyedLimiterCell {
-    pub const fn new(spec: RateSpec) -> Self {
+    pub const fn new(spec: RateSpec, name: &'static str) -> Self {
         Self {
             spec,
+            name,
             limiter: OnceLock::new(),
         }
     }
@@ -89,7 +95,7 @@ impl KeyedLimiterCell {
     #[inline]
     pub fn get(&self) -> &KeyedRateLimiter<String> {
         self.limiter
-            .get_or_init(|| build_limiter!(KeyedRateLimiter::builder(), &self.spec))
+            .get_or_init(|| build_limiter!(KeyedRateLimiter::builder().name(self.name), &self.spec))
     }
 }
 

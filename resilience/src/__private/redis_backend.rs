@@ -172,8 +172,11 @@ impl RedisLimiterCell {
     }
 
     fn local(&self) -> &Arc<KeyedRateLimiter> {
-        self.local
-            .get_or_init(|| Arc::new(build_limiter!(KeyedRateLimiter::builder(), &self.spec)))
+        self.local.get_or_init(|| {
+            // Its own name: its decisions are not the Redis limiter's.
+            let builder = KeyedRateLimiter::builder().name(format!("{}:local", self.name));
+            Arc::new(build_limiter!(builder, &self.spec))
+        })
     }
 
     /// The Redis limiter, built on first use from the client `client` gives; `None` while there

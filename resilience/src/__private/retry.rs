@@ -48,6 +48,7 @@ pub struct RetrySpec {
 pub struct RetryCell {
     source: RetrySource,
     attempt_timeout_ms: Option<u64>,
+    name: Option<&'static str>,
     policy: OnceLock<RetryPolicy>,
 }
 
@@ -56,8 +57,15 @@ impl RetryCell {
         Self {
             source,
             attempt_timeout_ms,
+            name: None,
             policy: OnceLock::new(),
         }
+    }
+
+    /// Names the policy (its metrics' `name` label): the function's path.
+    pub const fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
+        self
     }
 
     #[inline]
@@ -93,6 +101,9 @@ impl RetryCell {
         };
         if let Some(ms) = self.attempt_timeout_ms {
             builder = builder.attempt_timeout(Duration::from_millis(ms));
+        }
+        if let Some(name) = self.name {
+            builder = builder.name(name);
         }
         match builder.build() {
             Ok(policy) => policy,

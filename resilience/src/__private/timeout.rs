@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::Outcome;
-use crate::timeout::TimeoutError;
+use crate::timeout::{TimeoutCounters, TimeoutError};
 
 /// Turns a timeout into the wrapped function's error type.
 #[diagnostic::on_unimplemented(
@@ -24,15 +24,25 @@ impl<E: From<TimeoutError>> FromTimeout for E {
     }
 }
 
-/// The body of a `#[timeout(ms = ...)]` function (and one attempt under `attempt_timeout_ms`).
+/// The counters of one `#[timeout]` function (a `static` in the generated body), named after
+/// its path.
+pub struct TimeoutCell(TimeoutCounters);
+
+impl TimeoutCell {
+    pub const fn new(name: &'static str) -> Self {
+        Self(TimeoutCounters::new_static(name))
+    }
+}
+
+/// The body of a `#[timeout(ms = ...)]` function.
 #[inline]
-pub async fn timeout_call<Fut, R>(ms: u64, future: Fut) -> R
+pub async fn timeout_call<Fut, R>(cell: &'static TimeoutCell, ms: u64, future: Fut) -> R
 where
     Fut: Future<Output = R>,
     R: Outcome,
     R::Err: FromTimeout,
 {
-    match crate::timeout::timeout(Duration::from_millis(ms), future).await {
+    match cell.0.run(Duration::from_millis(ms), future).await {
         Ok(outcome) => outcome,
         Err(elapsed) => R::from_result(Err(R::Err::from_timeout(elapsed))),
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use metrics::{Counter, Gauge};
+use metrics::{Counter, Gauge, SharedString};
 use tokio::time::Instant;
 
 use super::config::{CircuitBreakerConfig, SlidingWindow, TripPolicy};
@@ -25,6 +25,7 @@ use super::error::{CallError, CircuitOpenError};
 use super::state::{CircuitSnapshot, CircuitState, StateChange};
 use super::window::{CountWindow, StripedCounter, TimeWindow};
 use crate::metrics as names;
+use crate::metrics::lazy::{LazyHandle, OutcomeCounters};
 
 // Word layout: bits 0..3 state, 3..32 generation, 32..64 consecutive failures.
 const STATE_BITS: u64 = 0b111;
@@ -77,17 +78,23 @@ struct Shared {
     count_window: Option<CountWindow>,
 }
 
-/// Metric handles, resolved once when the breaker is created. Without a recorder installed at
-/// that point they are no-op handles: incrementing one is a branch on a `None`, no shared write.
+/// Metric handles. The state gauge is registered when the breaker is created (closed is a
+/// value worth exporting); the counters on their first increment, so a scrape never shows a
+/// zero-valued outcome or transition that did not happen.
 struct Instruments {
     state: Gauge,
-    success: Counter,
-    failure: Counter,
-    rejected: Counter,
-    /// `[from][to]`, for the transitions that can happen.
-    changes: [[Option<Counter>; 5]; 5],
+    requests: OutcomeCounters<2>,
+    rejected: LazyHandle<Counter>,
+    /// `[from][to]`; only transitions that can happen are ever resolved.
+    changes: [[LazyHandle<Counter>; 5]; 5],
 }
 
+/// The `outcome` labels of [`names::CIRCUIT_BREAKER_REQUESTS_TOTAL`], by index.
+const REQUEST_OUTCOMES: [&str; 2] = ["success", "failure"];
+const SUCCESS: usize = 0;
+const FAILURE: usize = 1;
+
+#[cfg(test)]
 const STATES: [CircuitState; 5] = [
     CircuitState::Closed,
     CircuitState::Open,
@@ -109,33 +116,49 @@ fn can_move(from: CircuitState, to: CircuitState) -> bool {
 
 impl Instruments {
     fn new(name: &Arc<str>) -> Self {
-        let label = name.to_string();
-        let requests = |outcome: &'static str| metrics::counter!(names::CIRCUIT_BREAKER_REQUESTS_TOTAL, "name" => label.clone(), "outcome" => outcome);
-        let changes = STATES.map(|from| {
-            STATES.map(|to| {
-                can_move(from, to).then(|| {
-                    metrics::counter!(names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
-                        "name" => label.clone(), "from" => from.as_str(), "to" => to.as_str())
-                })
-            })
-        });
+        let label = SharedString::from(Arc::clone(name));
         Self {
             state: metrics::gauge!(names::CIRCUIT_BREAKER_STATE, "name" => label.clone()),
-            success: requests("success"),
-            failure: requests("failure"),
-            rejected: metrics::counter!(names::CIRCUIT_BREAKER_REJECTIONS_TOTAL, "name" => label.clone()),
-            changes,
+            requests: OutcomeCounters::new(
+                names::CIRCUIT_BREAKER_REQUESTS_TOTAL,
+                label,
+                &REQUEST_OUTCOMES,
+            ),
+            rejected: LazyHandle::new(),
+            changes: std::array::from_fn(|_| std::array::from_fn(|_| LazyHandle::new())),
         }
     }
 
+    #[inline]
+    fn succeeded(&self) {
+        self.requests.increment(SUCCESS);
+    }
+
+    #[inline]
+    fn failed(&self) {
+        self.requests.increment(FAILURE);
+    }
+
+    fn rejected(&self) {
+        let name = self.requests.name();
+        self.rejected
+            .get(|| metrics::counter!(names::CIRCUIT_BREAKER_REJECTIONS_TOTAL, "name" => name.clone()))
+            .increment(1);
+    }
+
     fn changed(&self, from: CircuitState, to: CircuitState) {
-        if let Some(counter) = self
-            .changes
-            .get(from as usize)
-            .and_then(|row| row.get(to as usize))
-            .and_then(Option::as_ref)
+        if can_move(from, to)
+            && let Some(cell) = self
+                .changes
+                .get(from as usize)
+                .and_then(|row| row.get(to as usize))
         {
-            counter.increment(1);
+            let name = self.requests.name();
+            cell.get(|| {
+                metrics::counter!(names::CIRCUIT_BREAKER_STATE_CHANGES_TOTAL,
+                    "name" => name.clone(), "from" => from.as_str(), "to" => to.as_str())
+            })
+            .increment(1);
         }
         self.state.set(to.gauge_value());
     }
@@ -171,7 +194,8 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker called `name` (used in errors, logs and metric labels).
     ///
-    /// Metric handles are resolved here: install the `metrics` recorder before creating breakers.
+    /// The state gauge is registered here, each counter on its first increment: install the
+    /// `metrics` recorder before creating breakers.
     pub fn new(name: impl Into<Arc<str>>, config: CircuitBreakerConfig) -> Self {
         let name = name.into();
         let (mode, count_window) = match config.trip {
@@ -536,7 +560,7 @@ impl CircuitBreaker {
     }
 
     fn reject(&self, retry_after: Option<Duration>) -> CircuitOpenError {
-        self.metrics.rejected.increment(1);
+        self.metrics.rejected();
         CircuitOpenError {
             name: Arc::clone(&self.name),
             retry_after,
@@ -550,7 +574,7 @@ impl CircuitBreaker {
         if t.start != 0 && self.is_slow(t.start) {
             return self.on_failure(t);
         }
-        self.metrics.success.increment(1);
+        self.metrics.succeeded();
         match t.word & STATE_BITS {
             CLOSED => {
                 // One read of the word: whether failures are pending and whether the call is
@@ -602,7 +626,7 @@ impl CircuitBreaker {
 
     #[cold]
     fn on_failure(&self, t: Ticket) {
-        self.metrics.failure.increment(1);
+        self.metrics.failed();
         let state = t.word & STATE_BITS;
         if (state != CLOSED && state != HALF_OPEN) || !self.is_current(t) {
             // Not counted, nor kept as the last failure. The checks under the lock below repeat

@@ -11,6 +11,8 @@ pub mod http;
 #[cfg(feature = "tower")]
 pub mod layers;
 #[cfg(feature = "axum")]
+mod prometheus;
+#[cfg(feature = "axum")]
 mod router;
 
 #[cfg(feature = "tower")]
@@ -23,6 +25,10 @@ pub use layers::{
 };
 
 #[cfg(feature = "axum")]
-pub use metrics_exporter_prometheus::PrometheusHandle;
+pub use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+#[cfg(feature = "axum")]
+pub use prometheus::{
+    ATTEMPT_BUCKETS, JOB_SECONDS_BUCKETS, LATENCY_SECONDS_BUCKETS, prometheus_builder,
+};
 #[cfg(feature = "axum")]
 pub use router::{ServiceEndpoints, install_prometheus_recorder, report_details_json, report_json};

@@ -8,17 +8,40 @@ use ::axum::extract::State;
 use ::axum::http::{StatusCode, header};
 use ::axum::response::{IntoResponse, Response};
 use ::axum::routing::get;
-use metrics_exporter_prometheus::{BuildError, PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{BuildError, PrometheusHandle};
 use serde_json::{Value, json};
 
 use crate::health::{HealthMonitor, HealthRegistry, HealthReport, HealthStatus, redact_secrets};
 use crate::shutdown::ShutdownCoordinator;
 
 /// Installs a Prometheus recorder as the global `metrics` recorder and returns its handle, for
-/// [`ServiceEndpoints::prometheus`]. Call it before creating breakers and limiters (they resolve
-/// their metric handles at creation). Fails when a global recorder is already installed.
+/// [`ServiceEndpoints::prometheus`]. Histograms are exported as Prometheus histograms with
+/// buckets per family (see [`prometheus_builder`](super::prometheus_builder)), not summaries.
+/// Call it before the first call through a breaker, limiter or retry policy (each keeps the
+/// metric handle it resolved first). Fails when a global recorder is already installed.
+///
+/// ```
+/// use std::sync::Arc;
+/// use resilience::health::HealthRegistry;
+/// use resilience::integration::{ServiceEndpoints, install_prometheus_recorder};
+/// use resilience::rate_limit::RateLimiter;
+/// use resilience::retry::RetryPolicy;
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let prometheus = install_prometheus_recorder()?;
+/// let api = RateLimiter::builder().per_second(100).name("api").build()?;
+/// let payments = RetryPolicy::builder().name("payments").build()?;
+/// api.check()?;
+/// assert!(prometheus.render().contains(r#"rate_limit_decisions_total{name="api",outcome="allowed"} 1"#));
+/// # let _ = payments;
+/// let app: axum::Router = ServiceEndpoints::new(Arc::new(HealthRegistry::new()))
+///     .prometheus(prometheus)
+///     .router();
+/// # let _ = app;
+/// # Ok(()) }
+/// ```
 pub fn install_prometheus_recorder() -> Result<PrometheusHandle, BuildError> {
-    PrometheusBuilder::new().install_recorder()
+    super::prometheus_builder()?.install_recorder()
 }
 
 /// The operational endpoints of a service:

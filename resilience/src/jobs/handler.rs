@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::FutureExt;
-use metrics::{Counter, Histogram};
+use metrics::{Counter, Histogram, SharedString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
@@ -19,6 +19,7 @@ use tracing::Instrument;
 use super::backend::{BoxFuture, JobRun, Outcome, Processor};
 use super::error::JobError;
 use super::options::MAX_DELAY;
+use crate::metrics::lazy::LazyHandle;
 use crate::metrics::{
     JOB_QUEUE_PROCESSED_TOTAL, JOB_QUEUE_PROCESSING_DURATION_SECONDS,
     JOB_QUEUE_WAIT_DURATION_SECONDS,
@@ -245,30 +246,61 @@ pub(crate) fn decide(
     Outcome::Retry { reason, delay }
 }
 
-/// Metric handles for one queue, resolved once per worker.
+/// Metric handles for one queue, each registered on its first use (a fresh worker exports no
+/// zero-valued outcome or empty histogram).
 struct QueueMetrics {
-    completed: Counter,
-    retried: Counter,
-    failed: Counter,
-    wait: Histogram,
+    queue: SharedString,
+    processed: [LazyHandle<Counter>; 3],
+    wait: LazyHandle<Histogram>,
 }
+
+/// The `outcome` labels of [`JOB_QUEUE_PROCESSED_TOTAL`], by index.
+const PROCESSED: [&str; 3] = ["completed", "retried", "failed"];
+const COMPLETED: usize = 0;
+const RETRIED: usize = 1;
+const FAILED: usize = 2;
 
 impl QueueMetrics {
     fn new(queue: &str) -> Self {
-        let q = queue.to_owned();
         Self {
-            completed: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "completed"),
-            retried: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "retried"),
-            failed: metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => q.clone(), "outcome" => "failed"),
-            wait: metrics::histogram!(JOB_QUEUE_WAIT_DURATION_SECONDS, "queue" => q),
+            queue: SharedString::from(queue.to_owned()),
+            processed: std::array::from_fn(|_| LazyHandle::new()),
+            wait: LazyHandle::new(),
         }
+    }
+
+    fn processed(&self, i: usize) {
+        let outcome = PROCESSED[i];
+        self.processed[i]
+            .get(|| {
+                metrics::counter!(JOB_QUEUE_PROCESSED_TOTAL, "queue" => self.queue.clone(), "outcome" => outcome)
+            })
+            .increment(1);
+    }
+
+    fn wait(&self) -> &Histogram {
+        self.wait.get(
+            || metrics::histogram!(JOB_QUEUE_WAIT_DURATION_SECONDS, "queue" => self.queue.clone()),
+        )
     }
 }
 
 struct Entry {
     handler: Handler,
     policy: RetryPolicy,
-    duration: Histogram,
+    duration: LazyHandle<Histogram>,
+}
+
+impl Entry {
+    fn duration(&self, queue: &Arc<str>) -> &Histogram {
+        self.duration.get(|| {
+            metrics::histogram!(
+                JOB_QUEUE_PROCESSING_DURATION_SECONDS,
+                "queue" => queue.to_string(),
+                "name" => self.handler.name.to_string()
+            )
+        })
+    }
 }
 
 /// Builds the processor a backend calls: one dispatch over the worker's handlers.
@@ -282,17 +314,12 @@ pub(crate) fn dispatcher(
         .into_iter()
         .map(|h| {
             let policy = h.retry.clone().unwrap_or_else(|| default_policy.clone());
-            let duration = metrics::histogram!(
-                JOB_QUEUE_PROCESSING_DURATION_SECONDS,
-                "queue" => queue.to_string(),
-                "name" => h.name.to_string()
-            );
             (
                 h.name.clone(),
                 Entry {
                     handler: h,
                     policy,
-                    duration,
+                    duration: LazyHandle::new(),
                 },
             )
         })
@@ -332,7 +359,7 @@ async fn dispatch(
         cancel: run_cancel,
     } = run;
     let Some(entry) = table.get(name.as_str()) else {
-        m.failed.increment(1);
+        m.processed(FAILED);
         tracing::warn!(queue = %queue, job = %name, id = %id, "no handler for this job name");
         return Outcome::Fail {
             reason: JobError::NoHandler(name).to_string(),
@@ -342,7 +369,7 @@ async fn dispatch(
         // Queue wait: from when the job became ready (added + its delay) to its first start.
         let ready =
             timestamp_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX));
-        m.wait
+        m.wait()
             .record(now_ms().saturating_sub(ready) as f64 / 1000.0);
     }
     let span = tracing::info_span!(
@@ -380,10 +407,12 @@ async fn dispatch(
     let result = run_until(deadline, AssertUnwindSafe(attempt).catch_unwind())
         .instrument(span.clone())
         .await;
-    entry.duration.record(started.elapsed().as_secs_f64());
+    entry
+        .duration(queue)
+        .record(started.elapsed().as_secs_f64());
     let failure = match result {
         Ok(Ok(Ok(value))) => {
-            m.completed.increment(1);
+            m.processed(COMPLETED);
             span.in_scope(|| tracing::debug!("job completed"));
             return Outcome::Completed(value);
         }
@@ -413,11 +442,11 @@ async fn dispatch(
     );
     span.in_scope(|| match &outcome {
         Outcome::Retry { reason, delay } => {
-            m.retried.increment(1);
+            m.processed(RETRIED);
             tracing::info!(%reason, ?delay, "job attempt failed, will retry");
         }
         Outcome::Fail { reason } => {
-            m.failed.increment(1);
+            m.processed(FAILED);
             tracing::warn!(%reason, "job failed");
         }
         Outcome::Completed(_) => {}

@@ -9,9 +9,12 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use metrics::SharedString;
+
 use super::clock::{Clock, QuantaClock};
 use super::decision::{RateLimitDecision, RateLimited};
 use super::error::CheckError;
+use super::metrics::{ALLOWED, Decisions, REJECTED};
 use super::quota::{MAX_NANOS, Quota, QuotaSpec, quota_methods};
 use crate::ConfigError;
 
@@ -115,6 +118,7 @@ pub struct RateLimiter<C: Clock = QuantaClock> {
     /// The clock's reading when the limiter was created.
     start: u64,
     clock: C,
+    metrics: Decisions,
 }
 
 impl RateLimiter {
@@ -153,7 +157,14 @@ impl<C: Clock> RateLimiter<C> {
             quota,
             start,
             clock,
+            metrics: Decisions::new(None),
         }
+    }
+
+    /// The limiter's name: the `name` label of its `rate_limit_decisions_total` (`unnamed`
+    /// unless the builder was given one).
+    pub fn name(&self) -> &str {
+        self.metrics.name()
     }
 
     #[inline]
@@ -176,6 +187,14 @@ impl<C: Clock> RateLimiter<C> {
     /// ```
     #[inline]
     pub fn check(&self) -> Result<(), RateLimited> {
+        let result = self.take();
+        self.metrics.record(&result);
+        result
+    }
+
+    /// [`check`](Self::check) without counting the decision.
+    #[inline]
+    fn take(&self) -> Result<(), RateLimited> {
         acquire(&self.tat, self.now(), self.quota.interval, self.quota.limit).map_err(|wait| {
             RateLimited {
                 retry_after: Duration::from_nanos(wait),
@@ -190,6 +209,12 @@ impl<C: Clock> RateLimiter<C> {
         if cost == 0 {
             return Ok(());
         }
+        let result = self.take_n(cost);
+        self.metrics.record(&result);
+        result
+    }
+
+    fn take_n(&self, cost: u64) -> Result<(), CheckError> {
         acquire(&self.tat, self.now(), cost, self.quota.limit).map_err(|wait| {
             CheckError::Limited(RateLimited {
                 retry_after: Duration::from_nanos(wait),
@@ -204,24 +229,38 @@ impl<C: Clock> RateLimiter<C> {
     /// `allowed == false`.
     pub fn decide(&self, n: u32) -> Result<RateLimitDecision, CheckError> {
         let cost = cost_of(&self.quota, n)?;
-        Ok(decide(&self.tat, self.now(), cost, &self.quota))
+        let decision = decide(&self.tat, self.now(), cost, &self.quota);
+        if cost > 0 {
+            self.metrics
+                .count(if decision.allowed { ALLOWED } else { REJECTED });
+        }
+        Ok(decision)
     }
 
     /// Waits until one token is available and takes it. Cancel by dropping the future.
     ///
     /// Sleeps with tokio's timer for the `retry_after` the limiter reports, then tries again.
+    /// Counted once, as `allowed`, when the token is taken (a wait is not a rejection).
     pub async fn until_ready(&self) {
-        while let Err(limited) = self.check() {
+        while let Err(limited) = self.take() {
             tokio::time::sleep(limited.retry_after).await;
         }
+        self.metrics.count(ALLOWED);
     }
 
     /// Waits until `n` tokens are available and takes them. Fails at once with
     /// [`CheckError::CostExceedsCapacity`] when `n` exceeds the burst rather than waiting forever.
     pub async fn until_n_ready(&self, n: u32) -> Result<(), CheckError> {
+        let cost = cost_of(&self.quota, n)?;
+        if cost == 0 {
+            return Ok(());
+        }
         loop {
-            match self.check_n(n) {
-                Ok(()) => return Ok(()),
+            match self.take_n(cost) {
+                Ok(()) => {
+                    self.metrics.count(ALLOWED);
+                    return Ok(());
+                }
                 Err(CheckError::Limited(limited)) => tokio::time::sleep(limited.retry_after).await,
                 Err(other) => return Err(other),
             }
@@ -247,6 +286,7 @@ impl<C: Clock> RateLimiter<C> {
 impl<C: Clock> fmt::Debug for RateLimiter<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RateLimiter")
+            .field("name", &self.name())
             .field("quota", &self.quota)
             .finish_non_exhaustive()
     }
@@ -258,6 +298,7 @@ impl<C: Clock> fmt::Debug for RateLimiter<C> {
 pub struct RateLimiterBuilder<C = QuantaClock> {
     quota: QuotaSpec,
     clock: Option<C>,
+    name: Option<SharedString>,
 }
 
 impl Default for RateLimiterBuilder {
@@ -265,6 +306,7 @@ impl Default for RateLimiterBuilder {
         Self {
             quota: QuotaSpec::default(),
             clock: None,
+            name: None,
         }
     }
 }
@@ -272,12 +314,20 @@ impl Default for RateLimiterBuilder {
 impl<C> RateLimiterBuilder<C> {
     quota_methods!();
 
+    /// Names the limiter: the `name` label of its `rate_limit_decisions_total` (default
+    /// `unnamed`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(SharedString::from(name.into()));
+        self
+    }
+
     /// Reads time from `clock` instead of the default [`QuantaClock`] (e.g. a
     /// [`TokioClock`](super::TokioClock) in tests with a paused tokio clock).
     pub fn clock<C2: Clock>(self, clock: C2) -> RateLimiterBuilder<C2> {
         RateLimiterBuilder {
             quota: self.quota,
             clock: Some(clock),
+            name: self.name,
         }
     }
 }
@@ -286,9 +336,8 @@ impl<C: Clock + Default> RateLimiterBuilder<C> {
     /// The limiter, or a [`ConfigError`] naming the rejected option.
     pub fn build(self) -> Result<RateLimiter<C>, ConfigError> {
         let quota = self.quota.build()?;
-        Ok(RateLimiter::with_clock(
-            quota,
-            self.clock.unwrap_or_default(),
-        ))
+        let mut limiter = RateLimiter::with_clock(quota, self.clock.unwrap_or_default());
+        limiter.metrics = Decisions::new(self.name);
+        Ok(limiter)
     }
 }

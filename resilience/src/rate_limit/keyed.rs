@@ -32,11 +32,13 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::Duration;
 
 use hashbrown::HashTable;
+use metrics::SharedString;
 
 use super::clock::{Clock, QuantaClock};
 use super::decision::{KeyedRateLimit, RateLimitDecision, RateLimitError, RateLimited};
 use super::error::CheckError;
 use super::gcra::{acquire, cost_of, decide, limiter_time};
+use super::metrics::{ALLOWED, Decisions, REJECTED};
 use super::quota::{Quota, QuotaSpec, quota_methods};
 use crate::ConfigError;
 
@@ -121,6 +123,7 @@ pub struct KeyedRateLimiter<K = String, C: Clock = QuantaClock> {
     /// A lower bound of every shard's `next_idle`: before it no key anywhere can be evicted, so
     /// a full table refuses a new key in O(1). Inserts lower it; only a refresh raises it.
     next_idle: AtomicU64,
+    metrics: Decisions,
 }
 
 impl<K: Hash + Eq> KeyedRateLimiter<K> {
@@ -130,13 +133,14 @@ impl<K: Hash + Eq> KeyedRateLimiter<K> {
             quota: QuotaSpec::default(),
             max_keys: DEFAULT_MAX_KEYS,
             clock: None,
+            name: None,
             _key: PhantomData,
         }
     }
 }
 
 impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
-    fn new(quota: Quota, max_keys: usize, clock: C) -> Self {
+    fn new(quota: Quota, max_keys: usize, clock: C, name: Option<SharedString>) -> Self {
         let parallelism = std::thread::available_parallelism().map_or(1, |n| n.get());
         // Like dashmap: a few shards per core keeps write-lock collisions rare.
         let count = parallelism
@@ -164,7 +168,14 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
             max_keys,
             len: AtomicUsize::new(0),
             next_idle: AtomicU64::new(NEVER),
+            metrics: Decisions::new(name),
         }
+    }
+
+    /// The limiter's name: the `name` label of its `rate_limit_decisions_total` (`unnamed`
+    /// unless the builder was given one).
+    pub fn name(&self) -> &str {
+        self.metrics.name()
     }
 
     #[inline]
@@ -189,7 +200,9 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
-        self.acquire_key(key, self.quota.interval)
+        let result = self.acquire_key(key, self.quota.interval);
+        self.metrics.record(&result);
+        result
     }
 
     /// Takes `n` tokens from `key`'s bucket at once, or none; `n` above the burst fails with
@@ -203,7 +216,9 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
         if cost == 0 {
             return Ok(());
         }
-        self.acquire_key(key, cost)
+        let result = self.acquire_key(key, cost);
+        self.metrics.record(&result);
+        result
     }
 
     /// The whole decision for `n` tokens of `key` (remaining, retry and reset times); a refusal
@@ -217,21 +232,30 @@ impl<K: Hash + Eq, C: Clock> KeyedRateLimiter<K, C> {
     {
         let cost = cost_of(&self.quota, n)?;
         let quota = self.quota;
-        self.with_entry(key, move |tat, now| decide(tat, now, cost, &quota))
+        let result = self.with_entry(key, move |tat, now| decide(tat, now, cost, &quota));
+        if cost > 0 {
+            let allowed = matches!(&result, Ok(decision) if decision.allowed);
+            self.metrics.count(if allowed { ALLOWED } else { REJECTED });
+        }
+        result
     }
 
     /// Waits until `key` has a token and takes it. Cancel by dropping the future.
     ///
     /// Waits through [`CheckError::TooManyKeys`] too; fails only with
-    /// [`CheckError::CostExceedsCapacity`] (never for one token).
+    /// [`CheckError::CostExceedsCapacity`] (never for one token). Counted once, as `allowed`,
+    /// when the token is taken (a wait is not a rejection).
     pub async fn until_key_ready<Q>(&self, key: &Q) -> Result<(), CheckError>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
         loop {
-            match self.check_key(key) {
-                Ok(()) => return Ok(()),
+            match self.acquire_key(key, self.quota.interval) {
+                Ok(()) => {
+                    self.metrics.count(ALLOWED);
+                    return Ok(());
+                }
                 Err(err) => match err.retry_after() {
                     Some(wait) => tokio::time::sleep(wait).await,
                     None => return Err(err),
@@ -530,6 +554,7 @@ impl<K, C: Clock> fmt::Debug for KeyedRateLimiter<K, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // Keys may be user data (IPs, user ids): never printed.
         f.debug_struct("KeyedRateLimiter")
+            .field("name", &self.metrics.name())
             .field("quota", &self.quota)
             .field("max_keys", &self.max_keys)
             .field("len", &self.len.load(Ordering::Relaxed))
@@ -543,6 +568,7 @@ pub struct KeyedRateLimiterBuilder<K = String, C = QuantaClock> {
     quota: QuotaSpec,
     max_keys: usize,
     clock: Option<C>,
+    name: Option<SharedString>,
     _key: PhantomData<fn() -> K>,
 }
 
@@ -558,6 +584,13 @@ impl<K, C> fmt::Debug for KeyedRateLimiterBuilder<K, C> {
 impl<K, C> KeyedRateLimiterBuilder<K, C> {
     quota_methods!();
 
+    /// Names the limiter: the `name` label of its `rate_limit_decisions_total` (default
+    /// `unnamed`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(SharedString::from(name.into()));
+        self
+    }
+
     /// The most keys tracked at once (default 100 000, at least 1). When that many keys are
     /// all active, new keys get [`CheckError::TooManyKeys`].
     pub fn max_keys(mut self, max_keys: usize) -> Self {
@@ -571,6 +604,7 @@ impl<K, C> KeyedRateLimiterBuilder<K, C> {
             quota: self.quota,
             max_keys: self.max_keys,
             clock: Some(clock),
+            name: self.name,
             _key: PhantomData,
         }
     }
@@ -587,6 +621,7 @@ impl<K: Hash + Eq, C: Clock + Default> KeyedRateLimiterBuilder<K, C> {
             quota,
             self.max_keys,
             self.clock.unwrap_or_default(),
+            self.name,
         ))
     }
 }

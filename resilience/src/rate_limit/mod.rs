@@ -31,6 +31,7 @@ mod decision;
 mod error;
 mod gcra;
 mod keyed;
+mod metrics;
 mod preset;
 mod quota;
 #[cfg(feature = "redis")]

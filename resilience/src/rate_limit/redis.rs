@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::metrics::{ALLOWED, Decisions, ERROR, FAIL_OPEN, LOCAL, REJECTED};
 use super::{KeyedRateLimit, KeyedRateLimiter, RateLimitDecision, RateLimitError};
 use crate::error::ConfigError;
 use crate::log_throttle::LogThrottle;
@@ -21,6 +22,7 @@ pub enum FailurePolicy {
     FailClosed,
     /// Decide with this in-memory limiter instead (per process, so the effective limit while
     /// Redis is down is the local one times the number of processes: size it accordingly).
+    /// Its decisions are counted under its own name (name it, e.g. `"api-local"`).
     Local(Arc<KeyedRateLimiter>),
 }
 
@@ -35,6 +37,8 @@ pub struct RedisRateLimiter {
     policy: FailurePolicy,
     /// The fail-open / local warnings, at most one per interval while Redis is down.
     warnings: Arc<LogThrottle>,
+    /// `rate_limit_decisions_total{name}`, shared by the clones.
+    metrics: Arc<Decisions>,
 }
 
 impl RedisRateLimiter {
@@ -85,7 +89,11 @@ impl RedisRateLimiter {
             Err(e) => Err(e),
         };
         match result {
-            Ok(d) => Ok(d),
+            Ok(d) => {
+                self.metrics
+                    .count(if d.allowed { ALLOWED } else { REJECTED });
+                Ok(d)
+            }
             Err(e) => self.on_failure(key, cost, e).await,
         }
     }
@@ -98,6 +106,7 @@ impl RedisRateLimiter {
     ) -> Result<RateLimitDecision, RateLimitError> {
         match &self.policy {
             FailurePolicy::FailOpen => {
+                self.metrics.count(FAIL_OPEN);
                 if let Some(suppressed) = self.warnings.allow() {
                     tracing::warn!(limiter = %self.name, error = %e, suppressed, "Redis rate limit failed; admitting (fail open)");
                 }
@@ -108,8 +117,12 @@ impl RedisRateLimiter {
                     reset_after: std::time::Duration::ZERO,
                 })
             }
-            FailurePolicy::FailClosed => Err(RateLimitError::Backend(Box::new(e))),
+            FailurePolicy::FailClosed => {
+                self.metrics.count(ERROR);
+                Err(RateLimitError::Backend(Box::new(e)))
+            }
             FailurePolicy::Local(local) => {
+                self.metrics.count(LOCAL);
                 if let Some(suppressed) = self.warnings.allow() {
                     tracing::warn!(limiter = %self.name, error = %e, suppressed, "Redis rate limit failed; deciding locally");
                 }
@@ -174,9 +187,11 @@ impl RedisRateLimiterBuilder {
         {
             return Err(ConfigError::new(name, reason));
         }
+        let name: Arc<str> = Arc::from(self.name);
         Ok(RedisRateLimiter {
             client: self.client,
-            name: Arc::from(self.name),
+            metrics: Arc::new(Decisions::new(Some(Arc::clone(&name).into()))),
+            name,
             capacity,
             refill_per_sec: rate,
             policy: self.policy,

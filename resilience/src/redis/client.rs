@@ -23,6 +23,7 @@ use super::error::{RedisError, ServerReply, connect_failure};
 use super::keys::{RedisKey, render_trusted};
 use super::scripts::{LuaScript, SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 use crate::circuit_breaker::{CircuitBreaker, get_circuit_breaker};
+use crate::metrics::lazy::LazyHandle;
 use crate::metrics::{REDIS_CONNECTED, REDIS_ERRORS_TOTAL, REDIS_OPERATION_DURATION_SECONDS};
 use crate::rate_limit::RateLimitDecision;
 
@@ -109,26 +110,27 @@ const KINDS: [&str; 11] = [
     "protocol",
 ];
 
-/// Metric handles, resolved once per client.
+/// Metric handles, each registered the first time it records (a fresh client exports no
+/// zero-valued combinations) and kept.
 struct ClientMetrics {
-    duration: [Histogram; OPS.len()],
-    errors: [[Counter; KINDS.len()]; OPS.len()],
+    duration: [LazyHandle<Histogram>; OPS.len()],
+    errors: [[LazyHandle<Counter>; KINDS.len()]; OPS.len()],
     connected: Gauge,
 }
 
 impl ClientMetrics {
     fn new() -> Self {
         Self {
-            duration: std::array::from_fn(
-                |i| metrics::histogram!(REDIS_OPERATION_DURATION_SECONDS, "operation" => OPS[i].name()),
-            ),
-            errors: std::array::from_fn(|i| {
-                std::array::from_fn(
-                    |k| metrics::counter!(REDIS_ERRORS_TOTAL, "operation" => OPS[i].name(), "kind" => KINDS[k]),
-                )
-            }),
+            duration: std::array::from_fn(|_| LazyHandle::new()),
+            errors: std::array::from_fn(|_| std::array::from_fn(|_| LazyHandle::new())),
             connected: metrics::gauge!(REDIS_CONNECTED),
         }
+    }
+
+    #[inline]
+    fn duration(&self, op: Op) -> &Histogram {
+        self.duration[op as usize]
+            .get(|| metrics::histogram!(REDIS_OPERATION_DURATION_SECONDS, "operation" => op.name()))
     }
 
     fn error(&self, op: Op, kind: &str) {
@@ -136,7 +138,10 @@ impl ClientMetrics {
             .iter()
             .position(|k| *k == kind)
             .unwrap_or(KINDS.len() - 1);
-        self.errors[op as usize][k].increment(1);
+        let name = KINDS[k];
+        self.errors[op as usize][k]
+            .get(|| metrics::counter!(REDIS_ERRORS_TOTAL, "operation" => op.name(), "kind" => name))
+            .increment(1);
     }
 }
 
@@ -820,7 +825,7 @@ impl RedisClient {
                 r => break r,
             }
         };
-        inner.metrics.duration[op as usize].record(start.elapsed());
+        inner.metrics.duration(op).record(start.elapsed());
         match &result {
             Ok(_) => {
                 permit.success();

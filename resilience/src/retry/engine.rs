@@ -10,11 +10,10 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use metrics::{Counter, Histogram};
+use metrics::SharedString;
 use pin_project_lite::pin_project;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -23,6 +22,7 @@ use tokio::time::{Instant, Sleep};
 use super::classify::Retryable;
 use super::error::{AttemptFailure, RetryError};
 use super::policy::{DeadlineStart, RetryPolicy};
+use crate::metrics::lazy::{NamedHistogram, OutcomeCounters, UNNAMED};
 use crate::metrics::{RETRY_ATTEMPTS_COUNT, RETRY_ATTEMPTS_TOTAL};
 use crate::timeout::TimeoutError;
 
@@ -185,49 +185,77 @@ impl<E, X> Stop<E, X> {
     }
 }
 
-/// Metric handles, resolved once per process on first use (see `crate::metrics`: install the
-/// recorder before the first retried call).
-struct RetryMetrics {
-    success: Counter,
-    retry: Counter,
-    exhausted: Counter,
-    deadline: Counter,
-    not_retryable: Counter,
-    cancelled: Counter,
-    attempts: Histogram,
+/// The `outcome` labels of [`RETRY_ATTEMPTS_TOTAL`], by index.
+const OUTCOMES: [&str; 6] = [
+    "success",
+    "retry",
+    "exhausted",
+    "deadline",
+    "not_retryable",
+    "cancelled",
+];
+const SUCCESS: usize = 0;
+const RETRY: usize = 1;
+const EXHAUSTED: usize = 2;
+const DEADLINE: usize = 3;
+const NOT_RETRYABLE: usize = 4;
+const CANCELLED: usize = 5;
+
+/// The metric handles of one policy name, each registered on first use (see
+/// `crate::metrics`).
+pub(crate) struct RetryMetrics {
+    outcomes: OutcomeCounters<6>,
+    attempts: NamedHistogram,
 }
 
-fn retry_metrics() -> &'static RetryMetrics {
-    static METRICS: OnceLock<RetryMetrics> = OnceLock::new();
-    METRICS.get_or_init(|| RetryMetrics {
-        success: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "success"),
-        retry: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "retry"),
-        exhausted: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "exhausted"),
-        deadline: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "deadline"),
-        not_retryable: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "not_retryable"),
-        cancelled: metrics::counter!(RETRY_ATTEMPTS_TOTAL, "outcome" => "cancelled"),
-        attempts: metrics::histogram!(RETRY_ATTEMPTS_COUNT),
-    })
+impl RetryMetrics {
+    /// The handles of the policy `name`.
+    pub(crate) fn new(name: SharedString) -> Self {
+        Self {
+            attempts: NamedHistogram::new(RETRY_ATTEMPTS_COUNT, name.clone()),
+            outcomes: OutcomeCounters::new(RETRY_ATTEMPTS_TOTAL, name, &OUTCOMES),
+        }
+    }
+
+    const fn unnamed() -> Self {
+        Self {
+            outcomes: OutcomeCounters::new_static(RETRY_ATTEMPTS_TOTAL, UNNAMED, &OUTCOMES),
+            attempts: NamedHistogram::new_static(RETRY_ATTEMPTS_COUNT, UNNAMED),
+        }
+    }
+
+    /// The policy's name, as the metrics' `name` label carries it.
+    pub(crate) fn name(&self) -> &str {
+        self.outcomes.name()
+    }
+}
+
+/// Shared by every policy built without a name.
+static UNNAMED_METRICS: RetryMetrics = RetryMetrics::unnamed();
+
+#[inline]
+fn retry_metrics(policy: &RetryPolicy) -> &RetryMetrics {
+    policy.metrics().unwrap_or(&UNNAMED_METRICS)
 }
 
 #[inline]
-fn record_success(attempts: u32) {
-    let m = retry_metrics();
-    m.success.increment(1);
-    m.attempts.record(f64::from(attempts));
+fn record_success(policy: &RetryPolicy, attempts: u32) {
+    let m = retry_metrics(policy);
+    m.outcomes.increment(SUCCESS);
+    m.attempts.get().record(f64::from(attempts));
 }
 
 #[cold]
 fn record_stop<E, X>(policy: &RetryPolicy, stop: &Stop<E, X>) {
-    let m = retry_metrics();
-    let (counter, outcome) = match stop {
-        Stop::NotRetryable { .. } => (&m.not_retryable, stop.outcome()),
-        Stop::Exhausted { .. } => (&m.exhausted, stop.outcome()),
-        Stop::Deadline { .. } => (&m.deadline, stop.outcome()),
-        Stop::Cancelled { .. } => (&m.cancelled, stop.outcome()),
+    let m = retry_metrics(policy);
+    let (index, outcome) = match stop {
+        Stop::NotRetryable { .. } => (NOT_RETRYABLE, stop.outcome()),
+        Stop::Exhausted { .. } => (EXHAUSTED, stop.outcome()),
+        Stop::Deadline { .. } => (DEADLINE, stop.outcome()),
+        Stop::Cancelled { .. } => (CANCELLED, stop.outcome()),
     };
-    counter.increment(1);
-    m.attempts.record(f64::from(stop.attempts()));
+    m.outcomes.increment(index);
+    m.attempts.get().record(f64::from(stop.attempts()));
     match stop {
         Stop::Exhausted { .. } | Stop::Deadline { .. } => tracing::warn!(
             target: "resilience::retry",
@@ -248,7 +276,7 @@ fn record_stop<E, X>(policy: &RetryPolicy, stop: &Stop<E, X>) {
 
 #[cold]
 fn record_retry(policy: &RetryPolicy, attempt: u32, delay: Duration, timed_out: bool) {
-    retry_metrics().retry.increment(1);
+    retry_metrics(policy).outcomes.increment(RETRY);
     tracing::debug!(
         target: "resilience::retry",
         attempt,
@@ -498,7 +526,9 @@ where
                 FirstProj::Running { fut } => {
                     let failure = match fut.poll(cx) {
                         Poll::Ready(Ok(v)) => {
-                            record_success(1);
+                            if let Some((policy, _)) = this.parts.as_ref() {
+                                record_success((*policy).borrow(), 1);
+                            }
                             this.first.set(First::Over);
                             return Poll::Ready(Ok(v));
                         }
@@ -826,7 +856,7 @@ impl<'p, E: 'static, I: Moment> Sequence<'p, E, I> {
     /// Records a success of the current attempt.
     #[inline]
     pub(crate) fn succeeded(&self) {
-        record_success(self.attempts);
+        record_success(self.policy, self.attempts);
     }
 
     /// After a failed attempt: the wait before the next one, with the failure a later stop

@@ -8,6 +8,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::{Backoff, apply_jitter};
+use super::engine::RetryMetrics;
 use super::error::{AttemptFailure, RetryEvent};
 use crate::error::ConfigError;
 
@@ -181,6 +182,8 @@ type Observer = dyn Fn(&RetryEvent<'_, dyn Any>) + Send + Sync;
 pub(crate) struct Hooks {
     pub(crate) retry_if: Option<Arc<Predicate>>,
     pub(crate) on_retry: Vec<Arc<Observer>>,
+    /// The metric handles of a named policy (unnamed ones share `name="unnamed"`).
+    pub(crate) metrics: Option<Arc<RetryMetrics>>,
 }
 
 /// A validated retry policy: how many attempts, how long to wait between them, for how long in
@@ -237,6 +240,7 @@ impl fmt::Debug for RetryPolicy {
             .field("attempt_timeout", &self.attempt_timeout)
             .field("deadline_start", &self.deadline_start)
             .field("seed", &self.seed)
+            .field("name", &self.name())
             .field("retry_if", &hooks.is_some_and(|h| h.retry_if.is_some()))
             .field("on_retry", &hooks.map_or(0, |h| h.on_retry.len()))
             .field("cancellable", &self.cancel.is_some())
@@ -592,7 +596,29 @@ impl RetryPolicyBuilder {
         policy.total_timeout = policy.total_timeout.filter(|d| *d < NO_TIMEOUT_FROM);
         policy.attempt_timeout = policy.attempt_timeout.filter(|d| *d < NO_TIMEOUT_FROM);
         policy.hooks =
-            (hooks.retry_if.is_some() || !hooks.on_retry.is_empty()).then(|| Arc::new(hooks));
+            (hooks.retry_if.is_some() || !hooks.on_retry.is_empty() || hooks.metrics.is_some())
+                .then(|| Arc::new(hooks));
         Ok(policy)
+    }
+}
+
+impl RetryPolicy {
+    /// The policy's name (the `name` label of its metrics), if it was given one.
+    pub fn name(&self) -> Option<&str> {
+        self.metrics().map(RetryMetrics::name)
+    }
+
+    #[inline]
+    pub(crate) fn metrics(&self) -> Option<&RetryMetrics> {
+        self.hooks.as_deref().and_then(|h| h.metrics.as_deref())
+    }
+}
+
+impl RetryPolicyBuilder {
+    /// Names the policy: the `name` label of its `retry_attempts_*` metrics (a policy without
+    /// one records under `name="unnamed"`; `#[retry]` names its policy after the function).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.hooks.metrics = Some(Arc::new(RetryMetrics::new(name.into().into())));
+        self
     }
 }

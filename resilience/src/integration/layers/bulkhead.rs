@@ -61,10 +61,13 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let slot = match self.bulkhead.try_acquire() {
-            Ok(permit) => Slot::Held { _permit: permit },
-            Err(full) if self.bulkhead.max_queued() == 0 => Slot::Refused { error: Some(full) },
-            Err(_) => {
+        // `try_take` counts no refusal: with a queue, the wait below decides (and counts).
+        let slot = match self.bulkhead.try_take() {
+            Some(permit) => Slot::Held { _permit: permit },
+            None if self.bulkhead.max_queued() == 0 => Slot::Refused {
+                error: Some(self.bulkhead.rejected()),
+            },
+            None => {
                 let bulkhead = self.bulkhead.clone();
                 Slot::Waiting {
                     acquire: Box::pin(async move { bulkhead.acquire().await }),
