@@ -13,11 +13,13 @@ use ::redis::cluster_async::ClusterConnection;
 use ::redis::io::tcp::TcpSettings;
 use ::redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Value};
 
-use super::client::{RedisClient, SingleConnection, tls_certificates};
+use super::client::RedisClient;
 use super::config::RedisConfig;
+use super::connection::SingleConnection;
 use super::error::{RedisError, connect_failure};
 use super::scripts::SCRIPTS;
 use super::sentinel::SentinelConnection;
+use super::tls::tls_certificates;
 use crate::error::ConfigError;
 
 /// The connection behind a [`RedisClient`]; cheap to clone (all variants are handles to shared,

@@ -44,14 +44,17 @@
 mod client;
 mod cluster;
 mod config;
+mod connection;
 mod default_client;
 mod error;
 pub mod keys;
 mod lock;
+mod ops;
 mod scripts;
 mod secret;
 mod sentinel;
 mod shared_breaker;
+mod tls;
 
 pub use client::{RedisClient, Versioned};
 pub use config::{ReconnectBackoff, RedisConfig, RedisConfigBuilder, TlsClientCert, TlsOptions};
@@ -69,11 +72,11 @@ pub use shared_breaker::{SharedCircuitBreaker, SharedCircuitBreakerBuilder, Shar
 
 // For the job queues' Redis backend, which connects through bullmq-official.
 #[cfg(feature = "jobs")]
-pub(crate) use client::{build_client, tls_certificates};
-#[cfg(feature = "jobs")]
 pub(crate) use error::connect_failure;
 #[cfg(feature = "jobs")]
 pub(crate) use sentinel::resolve_master;
+#[cfg(feature = "jobs")]
+pub(crate) use tls::{build_client, tls_certificates};
 
 /// The underlying `redis` crate (e.g. `driver::cmd("INCR")` for [`RedisClient::query`]).
 pub use ::redis as driver;

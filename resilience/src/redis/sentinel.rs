@@ -28,11 +28,13 @@ use ::redis::{
 };
 use arc_swap::ArcSwapOption;
 
-use super::client::{PROBE_WHEN_IDLE_FOR, RedisClient, is_open, tls_certificates};
+use super::client::RedisClient;
 use super::cluster::{Conn, load_scripts, node_addr, nodelay};
 use super::config::{RedisConfig, TlsOptions};
+use super::connection::{PROBE_WHEN_IDLE_FOR, is_open};
 use super::error::{RedisError, connect_failure};
 use super::secret::Secret;
+use super::tls::tls_certificates;
 use crate::error::ConfigError;
 
 /// How often the background task asks a sentinel where the master is, unless

@@ -15,9 +15,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::client::{Op, RedisClient};
+use super::client::RedisClient;
 use super::error::RedisError;
 use super::keys::BreakerKey;
+use super::ops::Op;
 use super::scripts::SCRIPTS;
 use crate::circuit_breaker::{CallError, CircuitBreakerPreset, CircuitOpenError, CircuitState};
 use crate::error::ConfigError;

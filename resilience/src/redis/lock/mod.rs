@@ -30,9 +30,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::client::{Op, RedisClient};
+use super::client::RedisClient;
 use super::error::{RedisError, ServerReply};
 use super::keys::{RedisKey, colocated_keys};
+use super::ops::Op;
 use super::scripts::{SCRIPT_REFUSED_TTL, SCRIPTS, ttl_millis};
 
 mod request;
