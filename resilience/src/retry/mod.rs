@@ -80,6 +80,7 @@ pub mod classify;
 pub(crate) mod engine;
 mod error;
 mod policy;
+mod preset;
 mod service;
 
 use std::future::Future;
@@ -88,7 +89,8 @@ pub use backoff::{Backoff, DEFAULT_JITTER};
 pub use classify::Retryable;
 pub use engine::{BlockingClock, SystemClock};
 pub use error::{AttemptFailure, RetryError, RetryEvent};
-pub use policy::{DeadlineStart, RetryPolicy, RetryPolicyBuilder, RetryPreset};
+pub use policy::{DeadlineStart, RetryPolicy, RetryPolicyBuilder};
+pub use preset::RetryPreset;
 pub use service::RetryService;
 /// The token type [`RetryPolicyBuilder::cancellation`] takes (re-exported from `tokio-util`).
 pub use tokio_util::sync::CancellationToken;

@@ -5,7 +5,8 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::backoff::Backoff;
-use super::policy::{RetryPolicy, RetryPolicyBuilder, RetryPreset};
+use super::policy::{RetryPolicy, RetryPolicyBuilder};
+use super::preset::RetryPreset;
 use crate::error::UnknownPreset;
 
 /// Retry policies for the kinds of dependency a service talks to (seed 001's numbers). All use
